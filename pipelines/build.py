@@ -1,0 +1,176 @@
+"""Build a dataset: ``python -m pipelines.build --source=stems --input=DIR --output=DIR``.
+
+Assembles the graph (source -> LoadStems -> AssignSplit -> PlanExamples -> Render ->
+Chunk -> EncodeChunks -> AssembleExamples -> WriteDataset), runs it on the runner
+given by Beam's flags, and ends with a summary of what was built and what failed.
+"""
+import logging
+import os
+import sys
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import DirectOptions
+
+from pipelines.options import parse_args
+from schemas.manifest import read_errors, read_manifest
+from schemas.shards import join
+from transforms.assemble import AssembleExamples
+from transforms.chunk import Chunk, WindowSpec
+from transforms.codec import CodecSettings
+from transforms.decode import LoadStems
+from transforms.encode import EncodeChunks
+from transforms.failures import FAILED
+from transforms.plan import PlanExamples, parse_targets
+from transforms.render import EXAMPLES, Render
+from transforms.sources.stems import ReadStemArchives
+from transforms.split import AssignSplit, parse_ratios
+from transforms.write import WriteDataset
+
+LOG = logging.getLogger('pipelines.build')
+DEMO_INPUT = 'demo-corpus'
+DEMO_OUTPUT = 'demo-dataset'
+
+
+class NothingBuilt(RuntimeError):
+    """The run wrote no example; the message says why."""
+
+
+def codec_settings(args, beam_options) -> CodecSettings:
+    weights = args.codec_weights or ('random' if args.demo and not args.codec_path else 'pretrained')
+    threads = args.torch_threads
+    if not threads:
+        direct = beam_options.view_as(DirectOptions)
+        workers = direct.direct_num_workers if direct.direct_running_mode == 'multi_processing' else 1
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1))
+    return CodecSettings(name=args.codec, weights=weights, seed=args.seed, path=args.codec_path,
+                         backend=args.codec_backend, device=args.device, torch_threads=threads)
+
+
+def resolve_paths(args):
+    """Fills in the demo's defaults and checks that input and output are given."""
+    if args.demo:
+        args.input = args.input or DEMO_INPUT
+        args.output = args.output or DEMO_OUTPUT
+        from pipelines.demo import make_demo_corpus
+        if not os.path.isdir(args.input) or not os.listdir(args.input):
+            make_demo_corpus(args.input, seed=args.seed)
+        if not args.target_stem:
+            args.target_stem = ['guitar']
+    if not args.input or not args.output:
+        raise ValueError('--input and --output are required (or use --demo)')
+
+
+def build_graph(pipeline, args, codec: CodecSettings):
+    """Adds every stage to ``pipeline``; returns the PCollection holding the manifest's path."""
+    spec = codec.spec
+    window = WindowSpec(args.chunk_seconds, args.hop_seconds, args.encode_margin_seconds,
+                        spec.sample_rate_hz, spec.hop_length, args.keep_partial)
+    source = pipeline | 'ReadStemArchives' >> ReadStemArchives(args.input, args.max_uncompressed_mb)
+    loaded = source.songs | 'LoadStems' >> LoadStems(spec.sample_rate_hz, spec.channels, args.max_song_seconds,
+                                                       args.max_uncompressed_mb, args.silent_peak_db)
+    rendered = (loaded.songs
+                | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios))
+                | 'PlanExamples' >> PlanExamples(parse_targets(args.target_stem), args.assortments,
+                                                 args.max_context_stems, args.seed)
+                | 'Render' >> Render(window, args.silence_db, codec.name, codec.weights_id, spec.frame_rate))
+    encoded = (rendered.waveforms
+               | 'Chunk' >> Chunk(window, keep_audio=args.write_audio)
+               | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, args.write_audio))
+    examples = (rendered[EXAMPLES], encoded) | 'AssembleExamples' >> AssembleExamples()
+    failures = (source[FAILED], loaded[FAILED]) | 'MergeFailures' >> beam.Flatten()
+    return (examples, failures) | 'WriteDataset' >> WriteDataset(
+        args.output, manifest_info(args, codec), args.shard_examples, args.shard_mb)
+
+
+def manifest_info(args, codec: CodecSettings) -> dict:
+    spec = codec.spec
+    return {'task': args.task, 'source': args.source,
+            'codec': {'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
+                      'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels,
+                      'frame_rate': spec.frame_rate, 'codebooks': spec.codebooks,
+                      'codebook_size': spec.codebook_size, 'bandwidth_kbps': spec.bandwidth_kbps},
+            'options': {k: v for k, v in sorted(vars(args).items())}}
+
+
+def counters(result) -> dict:
+    """Committed counter values by name, summed over steps."""
+    totals = {}
+    try:
+        found = result.metrics().query(MetricsFilter())['counters']
+    except (NotImplementedError, KeyError, AttributeError):
+        return totals
+    for counter in found:
+        name = f'{counter.key.metric.namespace.rsplit(".", 1)[-1]}.{counter.key.metric.name}'
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[name] = totals.get(name, 0) + (value or 0)
+    return totals
+
+
+def summarize(manifest: dict, metrics: dict, output: str) -> list:
+    """The run's last lines: what was read, built, dropped and failed."""
+    get = lambda name: int(metrics.get(name, 0))
+    lines = [f'dataset: {output}',
+             f'codec: {manifest["codec"]["name"]} weights={manifest["codec"]["weights"]}',
+             f'songs read: {get("ReadSongRefFn.songs_read")}']
+    no_examples = {reason: get(f'{fn}.songs_{reason}') for fn, reason in (
+        ('LoadStemsFn', 'no_audio'), ('PlanExamplesFn', 'no_target'), ('PlanExamplesFn', 'no_context'),
+        ('RenderFn', 'too_short'), ('RenderFn', 'all_windows_silent'))}
+    lines.append(f'songs with no examples: {sum(no_examples.values())} '
+                 f'({", ".join(f"{k}={v}" for k, v in no_examples.items() if v) or "none"})')
+    for split, stats in manifest['splits'].items():
+        lines.append(f'{split}: {stats["examples"]} examples from {stats["songs"]} songs, '
+                     f'{stats["audio_seconds"]:.1f} s of audio, '
+                     f'{len(stats["shards"].get("webdataset", []))} shard(s)')
+    lines.append(f'windows dropped as silent: {get("RenderFn.windows_silent")}')
+    errors = manifest['errors']
+    lines.append(f'errors: {errors["total"]} ({", ".join(f"{k}={v}" for k, v in errors["by_stage"].items()) or "none"})'
+                 + (f' -> {join(output, errors["path"])}' if errors['total'] else ''))
+    if manifest['codec']['weights'].startswith('random'):
+        lines.append('NOTE: codes come from RANDOM codec weights (--codec-weights=random): '
+                     'for testing the pipeline, not for training.')
+    return lines
+
+
+def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_path: str) -> str:
+    if not metrics.get('ReadSongRefFn.songs_read') and not errors:
+        return f'no songs found under {input_path} (expected <artist>/<song>.zip or <artist>/<song>/ folders)'
+    stages = manifest['errors']['by_stage']
+    reasons = [f'{len(errors)} error(s) ({", ".join(f"{k}={v}" for k, v in stages.items())})'] if errors else []
+    reasons += [f'{name.split(".")[-1]}={int(v)}' for name, v in sorted(metrics.items())
+                if name.split('.')[-1].startswith(('songs_no_', 'songs_too_short', 'songs_all_windows')) and v]
+    return f'no examples were written from {input_path}: ' + '; '.join(reasons or ['no usable songs'])
+
+
+def run(argv=None) -> dict:
+    """Builds the dataset; returns its manifest. Raises NothingBuilt when no example was written."""
+    args, beam_options = parse_args(sys.argv[1:] if argv is None else argv)
+    resolve_paths(args)
+    codec = codec_settings(args, beam_options)
+    if codec.weights == 'random':
+        LOG.warning('Building with RANDOM codec weights (seed %d): the tokens are not a real codec\'s.', codec.seed)
+    pipeline = beam.Pipeline(options=beam_options)
+    build_graph(pipeline, args, codec)
+    result = pipeline.run()
+    result.wait_until_finish()
+    manifest = read_manifest(args.output)
+    metrics = counters(result)
+    for line in summarize(manifest, metrics, args.output):
+        print(line)
+    if manifest['totals']['examples'] == 0:
+        raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input))
+    return manifest
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        run(argv)
+    except (NothingBuilt, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

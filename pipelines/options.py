@@ -1,0 +1,51 @@
+"""The build's options: every stage's PipelineOptions, collected into one parser.
+
+A stage declares its flags beside its code; this module only lists the stages.
+Flags no stage knows are handed to Beam (``--runner``, ``--direct_num_workers``, ...).
+"""
+import argparse
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.chunk import ChunkOptions
+from transforms.decode import DecodeOptions
+from transforms.encode import EncodeOptions
+from transforms.plan import PlanOptions
+from transforms.sources.stems import SourceOptions
+from transforms.split import SplitOptions
+from transforms.write import WriteOptions
+
+
+class BuildOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--demo', action='store_true', default=False,
+                            help='Synthesize a small multitrack corpus (into --input, default ./demo-corpus) '
+                                 'and build it offline (implies --codec-weights=random unless weights are '
+                                 'given). Default: off.')
+        parser.add_argument('--task', default='continuation', choices=['continuation'],
+                            help='What examples to build. continuation: context tokens -> target tokens. '
+                                 'Default: continuation.')
+        parser.add_argument('--seed', type=int, default=0,
+                            help='Global seed of every random choice (and of random codec weights). Default: 0.')
+
+
+STAGE_OPTIONS = (BuildOptions, SourceOptions, DecodeOptions, SplitOptions, PlanOptions, ChunkOptions,
+                 EncodeOptions, WriteOptions)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m pipelines.build',
+        description='Turn multitrack stems into EnCodec token datasets on Apache Beam. Flags not listed '
+                    'here go to Beam (for example --runner=DirectRunner, --direct_running_mode='
+                    'multi_processing, --direct_num_workers=2).')
+    for options_class in STAGE_OPTIONS:
+        options_class._add_argparse_args(parser)
+    return parser
+
+
+def parse_args(argv):
+    """(our options as a namespace, Beam's PipelineOptions from the remaining flags)."""
+    args, beam_argv = make_parser().parse_known_args(argv)
+    return args, PipelineOptions(beam_argv)

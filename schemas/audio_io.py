@@ -1,0 +1,126 @@
+"""Decoding, channel conversion, resampling and FLAC encoding of audio.
+
+Audio is float32 numpy ``[channels, samples]``.
+"""
+import io
+import os
+import shutil
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aif', '.aiff', '.m4a', '.aac', '.opus', '.wma')
+
+
+class AudioDecodeError(ValueError):
+    """The bytes are not audio this project can decode, or not audio worth keeping."""
+
+
+def is_audio_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def decode_audio(data: bytes, name: str, max_seconds: float):
+    """Decodes audio bytes with soundfile, or ffmpeg (through pydub) for what soundfile
+    cannot read. Returns ``(audio [channels, samples] float32, sample_rate_hz)``.
+
+    Raises:
+        AudioDecodeError: unreadable, empty, too long or non-finite audio.
+    """
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
+        audio, rate = _decode_with_ffmpeg(data, name, max_seconds, sf_error)
+    else:
+        if info.samplerate <= 0:
+            raise AudioDecodeError(f'{name}: invalid sample rate {info.samplerate}')
+        if info.frames > max_seconds * info.samplerate:
+            raise AudioDecodeError(
+                f'{name}: {info.frames / info.samplerate:.1f} s is longer than the limit of {max_seconds:g} s')
+        try:
+            audio, rate = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise AudioDecodeError(f'{name}: cannot decode audio ({e})') from e
+        audio = np.ascontiguousarray(audio.T)
+    return check_audio(audio, name, rate, max_seconds), rate
+
+
+def check_audio(audio: np.ndarray, name: str, rate: int, max_seconds: float) -> np.ndarray:
+    """Rejects empty, over-long and non-finite audio with a message naming ``name``."""
+    if audio.size == 0 or audio.shape[-1] == 0:
+        raise AudioDecodeError(f'{name}: the audio is empty (0 samples)')
+    if audio.shape[-1] > max_seconds * rate:
+        raise AudioDecodeError(
+            f'{name}: {audio.shape[-1] / rate:.1f} s is longer than the limit of {max_seconds:g} s')
+    if not np.isfinite(audio).all():
+        bad = int(np.size(audio) - np.isfinite(audio).sum())
+        raise AudioDecodeError(f'{name}: {bad} samples are NaN or infinite')
+    return audio
+
+
+def _decode_with_ffmpeg(data: bytes, name: str, max_seconds: float, sf_error: Exception):
+    try:
+        from pydub import AudioSegment  # optional: formats libsndfile does not read
+    except ImportError:
+        AudioSegment = None
+    if AudioSegment is None or shutil.which('ffmpeg') is None:
+        raise AudioDecodeError(f'{name}: not audio that soundfile can read ({sf_error}); '
+                               'install ffmpeg and pydub to decode other formats')
+    try:
+        segment = AudioSegment.from_file(io.BytesIO(data))
+    except Exception as e:  # pydub raises bare Exceptions carrying ffmpeg's message
+        raise AudioDecodeError(f'{name}: neither soundfile nor ffmpeg can decode it ({sf_error}; '
+                               f'ffmpeg: {str(e).strip().splitlines()[-1] if str(e).strip() else e})') from e
+    rate = segment.frame_rate
+    if segment.frame_count() > max_seconds * rate:
+        raise AudioDecodeError(f'{name}: {segment.frame_count() / rate:.1f} s is longer than the '
+                               f'limit of {max_seconds:g} s')
+    samples = np.array(segment.get_array_of_samples(), dtype=np.float32)
+    samples /= float(1 << (8 * segment.sample_width - 1))
+    return np.ascontiguousarray(samples.reshape(-1, segment.channels).T), rate
+
+
+def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """Down-mixes (mean) or duplicates channels to reach ``channels``."""
+    have = audio.shape[0]
+    if have == channels:
+        return audio
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True, dtype=np.float32)
+    if have == 1:
+        return np.repeat(audio, channels, axis=0)
+    if channels == 2:
+        # Multichannel to stereo: even channels left, odd channels right.
+        return np.stack([audio[0::2].mean(axis=0), audio[1::2].mean(axis=0)]).astype(np.float32)
+    raise ValueError(f'cannot convert {have} channels to {channels}')
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """High-quality resampling with soxr (``[channels, samples]`` in and out)."""
+    if rate_in == rate_out:
+        return audio
+    import soxr
+    out = soxr.resample(np.ascontiguousarray(audio.T), rate_in, rate_out, quality='HQ')
+    return np.ascontiguousarray(out.T, dtype=np.float32).reshape(audio.shape[0], -1)
+
+
+def peak_dbfs(audio: np.ndarray) -> float:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return 20.0 * np.log10(peak) if peak > 0 else -np.inf
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    return 20.0 * np.log10(rms) if rms > 0 else -np.inf
+
+
+def encode_flac(audio: np.ndarray, rate: int) -> bytes:
+    """Encodes float audio as 16-bit FLAC bytes."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio.T, -1.0, 1.0), rate, format='FLAC', subtype='PCM_16')
+    return buf.getvalue()
+
+
+def decode_flac(data: bytes) -> np.ndarray:
+    audio, _ = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
+    return np.ascontiguousarray(audio.T)

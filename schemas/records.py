@@ -1,0 +1,195 @@
+"""The records that flow between stages.
+
+Frozen dataclasses, ids first, units in names. Records that leave the pipeline
+(or are logged) have ``to_dict``/``from_dict`` that never mutate their input.
+Audio is float32 numpy ``[channels, samples]`` at the working sample rate; codes
+are int16 ``[codebooks, frames]``.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+
+class _DictRecord:
+    """``to_dict``/``from_dict`` for records whose fields are plain values or tuples."""
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [v.to_dict() if hasattr(v, 'to_dict') else v for v in value]
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if isinstance(value, list):
+                nested = _NESTED.get((cls.__name__, f.name))
+                value = tuple(nested.from_dict(v) if nested else v for v in value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class StemRef(_DictRecord):
+    """One stem file of a song: its instance name, class and where it is."""
+    instance: str          # 'guitar', 'guitar#2'
+    instrument: str        # canonical class
+    member: str            # member name inside the archive, or file path of a folder song
+    label: str             # the source's own name for it (the file name without extension)
+
+
+@dataclass(frozen=True)
+class SongRef(_DictRecord):
+    """Where a song's files are and what they are called. Small: no audio."""
+    song_id: str
+    artist: Optional[str]
+    title: str
+    source: str            # 'stems', ...
+    input_path: str        # the archive or the folder
+    container: str         # 'zip' | 'folder'
+    content_sha256: str
+    stems: Tuple[StemRef, ...] = ()
+    skipped_members: Tuple[str, ...] = ()
+
+    @property
+    def group(self) -> str:
+        """The unit of splitting: the artist when known, else the song."""
+        return f'artist:{self.artist}' if self.artist else f'song:{self.song_id}'
+
+
+@dataclass(frozen=True)
+class FailedRecord(_DictRecord):
+    """One element that failed a stage, for the run's error log."""
+    stage: str
+    input: str
+    error_type: str
+    message: str
+    song_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LoadedSong:
+    """A song's decoded, resampled, aligned stems."""
+    ref: SongRef
+    sample_rate_hz: int
+    audio: Dict[str, np.ndarray]                 # instance -> [channels, samples]
+    silent: Tuple[str, ...] = ()
+    padded_seconds: Dict[str, float] = field(default_factory=dict)
+    notes: Tuple[str, ...] = ()
+    split: Optional[str] = None
+
+    @property
+    def num_samples(self) -> int:
+        return next(iter(self.audio.values())).shape[-1] if self.audio else 0
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.num_samples / self.sample_rate_hz
+
+
+@dataclass(frozen=True)
+class ExamplePlan(_DictRecord):
+    """One planned example family of a song: a target instance and a context assortment."""
+    target: str
+    context: Tuple[str, ...]
+    assortment: int
+    variant: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedSong:
+    """A loaded song and the examples it will yield."""
+    song: LoadedSong
+    plans: Tuple[ExamplePlan, ...]
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """A distinct rendered waveform of a song (a clean target or a context mix) and the
+    windows of it that examples need."""
+    song_id: str
+    waveform_id: str
+    audio: np.ndarray
+    windows: Tuple[int, ...]
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One window of a waveform with its encode margins: encode ``audio`` and keep
+    ``frames`` frames from ``offset_frames``."""
+    window: int
+    audio: np.ndarray
+    offset_frames: int
+    frames: int
+    window_audio: Optional[np.ndarray] = None   # the window alone, kept with --write-audio
+
+
+@dataclass(frozen=True)
+class ChunkedWaveform:
+    song_id: str
+    waveform_id: str
+    segments: Tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class EncodedWaveform:
+    song_id: str
+    waveform_id: str
+    codes: Dict[int, np.ndarray]                 # window -> int16 [codebooks, frames]
+    scales: Dict[int, float] = field(default_factory=dict)   # window -> input scale (normalising codecs)
+    audio_flac: Dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExampleMeta(_DictRecord):
+    """Everything about an example except its codes and audio."""
+    example_id: str
+    song_id: str
+    artist: Optional[str]
+    title: str
+    source: str
+    split: str
+    target_stem: str
+    target_instrument: str
+    context_stems: Tuple[str, ...]
+    assortment: int
+    variant: int
+    chunk_index: int
+    start_seconds: float
+    duration_seconds: float
+    mix_gain: float
+    codec: str
+    codec_weights: str
+    frame_rate: float
+    sample_rate_hz: int
+    context_waveform_id: str
+    target_waveform_id: str
+    context_scale: Optional[float] = None
+    target_scale: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A finished example: metadata, int16 codes and, with --write-audio, FLAC bytes."""
+    meta: ExampleMeta
+    context_codes: np.ndarray
+    target_codes: np.ndarray
+    context_flac: Optional[bytes] = None
+    target_flac: Optional[bytes] = None
+
+    @property
+    def example_id(self) -> str:
+        return self.meta.example_id
+
+
+_NESTED = {('SongRef', 'stems'): StemRef}

@@ -1,0 +1,81 @@
+"""Shard names and atomic, hashed writes through Beam's FileSystems (local, s3://, gs://).
+
+A file appears under its final name only when complete: data goes to a temporary
+name beside it and is renamed at the end, as Beam's own file sinks do.
+"""
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.records import _DictRecord
+
+SHARD_PATTERNS = {
+    'webdataset': 'webdataset/{split}/{split}-{index:06d}.tar',
+    'parquet': 'parquet/{split}/part-{index:05d}.parquet',
+}
+
+
+def shard_path(fmt: str, split: str, index: int) -> str:
+    """The shard's path relative to the dataset root; the one place names are made."""
+    return SHARD_PATTERNS[fmt].format(split=split, index=index)
+
+
+def join(root: str, relative: str) -> str:
+    return FileSystems.join(root.rstrip('/'), *relative.split('/'))
+
+
+@dataclass(frozen=True)
+class ShardStats(_DictRecord):
+    split: str
+    format: str
+    path: str            # relative to the dataset root
+    examples: int
+    bytes: int
+    sha256: str
+
+
+class AtomicFile:
+    """A write-only file that counts and hashes what it receives and is renamed into
+    place on a clean close; on an error the temporary file is deleted."""
+
+    def __init__(self, path: str, mime_type: str = 'application/octet-stream'):
+        self.path = path
+        self.tmp_path = f'{path}.tmp-{uuid.uuid4().hex}'
+        self._handle = FileSystems.create(self.tmp_path, mime_type=mime_type)
+        self._sha = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data) -> int:
+        self._sha.update(data)
+        self.bytes += len(data)
+        self._handle.write(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._handle.close()
+        if exc_type is not None:
+            FileSystems.delete([self.tmp_path])
+            return False
+        if FileSystems.exists(self.path):
+            FileSystems.delete([self.path])
+        FileSystems.rename([self.tmp_path], [self.path])
+        return False
+
+
+def write_atomic(path: str, data: bytes) -> tuple:
+    """Writes ``data`` atomically; returns (bytes, sha256)."""
+    with AtomicFile(path) as handle:
+        handle.write(data)
+    return handle.bytes, handle.sha256

@@ -1,0 +1,89 @@
+"""WebDataset shards: one sample per example.
+
+``__key__`` = example id; ``json`` = metadata; ``context.npy``/``target.npy`` = int16
+``[codebooks, frames]`` (no pickle); with --write-audio, ``context.flac``/``target.flac``.
+Tar members carry fixed mtime, owner and mode, so equal inputs give equal bytes.
+"""
+import io
+import json
+
+import numpy as np
+
+from schemas.shards import AtomicFile
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npy_load(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def sample_of(example) -> dict:
+    sample = {'__key__': example.example_id,
+              'json': json.dumps(example.meta.to_dict(), sort_keys=True).encode('utf-8'),
+              'context.npy': npy_bytes(example.context_codes),
+              'target.npy': npy_bytes(example.target_codes)}
+    if example.context_flac is not None:
+        sample['context.flac'] = example.context_flac
+    if example.target_flac is not None:
+        sample['target.flac'] = example.target_flac
+    return sample
+
+
+def sample_bytes(example) -> int:
+    """About what an example adds to a shard (for --shard-mb)."""
+    return (example.context_codes.nbytes + example.target_codes.nbytes + 2048
+            + len(example.context_flac or b'') + len(example.target_flac or b''))
+
+
+class WebDatasetWriter:
+    """Writes one tar shard with webdataset's TarWriter onto an atomic Beam file."""
+
+    def __init__(self, path: str):
+        import webdataset
+        self.path = path
+        self._file = AtomicFile(path, mime_type='application/x-tar')
+        self._tar = webdataset.TarWriter(self._file, encoder=False, mtime=0.0, user='', group='', mode=0o444)
+        self.examples = 0
+
+    def write(self, example) -> None:
+        self._tar.write(sample_of(example))
+        self.examples += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._tar.close()
+        return self._file.__exit__(exc_type, exc, tb)
+
+    @property
+    def output_paths(self):
+        return [self.path]
+
+    @property
+    def bytes(self):
+        return self._file.bytes
+
+    @property
+    def sha256(self):
+        return self._file.sha256
+
+
+def read_samples(path_or_url: str):
+    """Yields decoded samples of one shard: {'__key__', 'json' (dict), 'context.npy', ...}."""
+    import webdataset
+    for raw in webdataset.WebDataset(path_or_url, shardshuffle=False, empty_check=False):
+        sample = {'__key__': raw['__key__']}
+        for key, value in raw.items():
+            if key.endswith('.npy') or key == 'npy':
+                sample[key] = npy_load(value)
+            elif key == 'json':
+                sample[key] = json.loads(value)
+            elif not key.startswith('__'):
+                sample[key] = value
+        yield sample

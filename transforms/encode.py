@@ -1,0 +1,108 @@
+"""EncodeChunks: EnCodec codes for every window of every distinct waveform.
+
+The model is built once per worker process (``DoFn.setup`` through ``shared.Shared``)
+and runs under ``torch.inference_mode`` in batches of ``--encode-batch-size``
+segments. A batch holds segments of one waveform and one length, so the same input
+always meets the same batch, whatever the runner or bundle: shards stay
+byte-identical. Each element is one distinct waveform, encoded once.
+"""
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.utils import shared
+
+from schemas.audio_io import encode_flac
+from schemas.records import ChunkedWaveform, EncodedWaveform
+from transforms.codec import CODECS, BACKENDS, CodecSettings, load_codec
+
+
+class EncodeOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--codec', default='encodec_32khz', choices=sorted(CODECS),
+                            help='Codec from the registry. Default: encodec_32khz (MusicGen\'s).')
+        parser.add_argument('--codec-weights', default=None, choices=['pretrained', 'random'],
+                            help='pretrained: the published checkpoint (or --codec-path); random: the same '
+                                 'architecture with seeded random weights, for offline runs and tests. '
+                                 'Default: pretrained (random with --demo).')
+        parser.add_argument('--codec-path', default=None,
+                            help='Local directory (transformers) or state-dict file (encodec) with the '
+                                 'checkpoint. Default: download by name.')
+        parser.add_argument('--codec-backend', default='transformers', choices=sorted(BACKENDS),
+                            help='Library that runs the codec. Default: transformers.')
+        parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]. Default: auto.')
+        parser.add_argument('--encode-batch-size', type=int, default=8,
+                            help='Segments per forward pass. Default: 8.')
+        parser.add_argument('--encode-margin-seconds', type=float, default=0.5,
+                            help='Real audio encoded on each side of a window, then cut off, so edge codes '
+                                 'match a whole-song encode. Default: 0.5.')
+        parser.add_argument('--torch-threads', type=int, default=0,
+                            help='Torch intra-op threads per worker; 0 = cores / --direct_num_workers. '
+                                 'Default: 0.')
+
+
+def encode_segments(codec, segments, batch_size: int):
+    """Encodes segments grouped by length, in batches; returns {window: (codes int16, scale)}."""
+    by_length = {}
+    for segment in segments:
+        by_length.setdefault(segment.audio.shape[-1], []).append(segment)
+    out = {}
+    for length in sorted(by_length):
+        group = by_length[length]
+        for i in range(0, len(group), batch_size):
+            batch = group[i:i + batch_size]
+            codes, scales = codec.encode(np.stack([s.audio for s in batch]))
+            for j, segment in enumerate(batch):
+                kept = codes[j, :, segment.offset_frames:segment.offset_frames + segment.frames]
+                if kept.shape[-1] != segment.frames:
+                    raise RuntimeError(f'codec returned {codes.shape[-1]} frames for a segment of {length} '
+                                       f'samples; window {segment.window} needs {segment.frames}')
+                out[segment.window] = (kept.astype(np.int16), None if scales is None else float(scales[j]))
+    return out
+
+
+class _CodecHandle:
+    """A weak-referenceable holder for the shared codec."""
+
+    def __init__(self, codec):
+        self.codec = codec
+
+
+class EncodeChunksFn(beam.DoFn):
+    def __init__(self, settings: CodecSettings, batch_size: int, shared_handle: shared.Shared,
+                 write_audio: bool = False):
+        if batch_size < 1:
+            raise ValueError('--encode-batch-size must be at least 1')
+        self.settings = settings
+        self.batch_size = batch_size
+        self.shared_handle = shared_handle
+        self.write_audio = write_audio
+        self.codec = None
+        self.waveforms_encoded = Metrics.counter(self.__class__, 'waveforms_encoded')
+        self.windows_encoded = Metrics.counter(self.__class__, 'windows_encoded')
+
+    def setup(self):
+        self.codec = self.shared_handle.acquire(lambda: _CodecHandle(load_codec(self.settings)),
+                                                tag=repr(self.settings)).codec
+
+    def process(self, chunked: ChunkedWaveform):
+        encoded = encode_segments(self.codec, chunked.segments, self.batch_size)
+        self.waveforms_encoded.inc()
+        self.windows_encoded.inc(len(encoded))
+        rate = self.settings.spec.sample_rate_hz
+        audio = {s.window: encode_flac(s.window_audio, rate) for s in chunked.segments
+                 if self.write_audio and s.window_audio is not None}
+        yield EncodedWaveform(song_id=chunked.song_id, waveform_id=chunked.waveform_id,
+                              codes={w: c for w, (c, _) in encoded.items()},
+                              scales={w: s for w, (_, s) in encoded.items() if s is not None},
+                              audio_flac=audio)
+
+
+class EncodeChunks(beam.PTransform):
+    def __init__(self, settings: CodecSettings, batch_size: int = 8, write_audio: bool = False):
+        super().__init__()
+        self.fn = EncodeChunksFn(settings, batch_size, shared.Shared(), write_audio)
+
+    def expand(self, chunked):
+        return chunked | 'EncodeWindows' >> beam.ParDo(self.fn)

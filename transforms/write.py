@@ -1,0 +1,140 @@
+"""WriteDataset: shards per split in every format, the error log and the manifest.
+
+Shard membership is a function of the example id (a stable hash modulo the split's
+shard count, which follows from the split's size); rows inside a shard are sorted by
+id. Each format has one writer class, chosen from ``WRITERS``.
+"""
+import json
+import math
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from schemas.ids import stable_fraction
+from schemas.manifest import ERRORS_PATH, build_manifest, write_manifest
+from schemas.parquet import ParquetWriter
+from schemas.shards import ShardStats, join, shard_path, write_atomic
+from schemas.webdataset import WebDatasetWriter, sample_bytes
+
+WRITERS = {'webdataset': WebDatasetWriter, 'parquet': ParquetWriter}
+
+
+class WriteOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--output', default=None,
+                            help='Dataset root: local path, s3:// or gs://. Required (default with --demo: '
+                                 './demo-dataset).')
+        parser.add_argument('--shard-examples', type=int, default=1000,
+                            help='Target examples per shard. Default: 1000.')
+        parser.add_argument('--shard-mb', type=float, default=None,
+                            help='Target shard size in MB (whichever of the two limits gives more shards). '
+                                 'Default: none.')
+        parser.add_argument('--write-audio', action='store_true', default=False,
+                            help='Also store context.flac/target.flac in the WebDataset samples. Default: off.')
+
+
+def shard_count(count: int, nbytes: int, shard_examples: int, shard_mb) -> int:
+    by_count = math.ceil(count / shard_examples) if shard_examples else 1
+    by_bytes = math.ceil(nbytes / (shard_mb * 1e6)) if shard_mb else 1
+    return max(1, by_count, by_bytes)
+
+
+class WriteShardFn(beam.DoFn):
+    """((split, shard), examples) -> ShardStats of every format."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.shards_written = Metrics.counter(self.__class__, 'shards_written')
+
+    def process(self, element):
+        (split, index), examples = element
+        examples = sorted(examples, key=lambda e: e.example_id)
+        for fmt, writer_class in WRITERS.items():
+            relative = shard_path(fmt, split, index)
+            with writer_class(join(self.root, relative)) as writer:
+                for example in examples:
+                    writer.write(example)
+            self.shards_written.inc()
+            yield ShardStats(split=split, format=fmt, path=relative, examples=writer.examples,
+                             bytes=writer.bytes, sha256=writer.sha256)
+
+
+class SplitStatsFn(beam.CombineFn):
+    """(song_id, seconds) per example -> {songs, examples, audio_seconds} of a split."""
+
+    def create_accumulator(self):
+        return set(), 0, 0.0
+
+    def add_input(self, acc, item):
+        songs, count, seconds = acc
+        songs.add(item[0])
+        return songs, count + 1, seconds + item[1]
+
+    def merge_accumulators(self, accs):
+        songs, count, seconds = set(), 0, 0.0
+        for s, c, x in accs:
+            songs |= s
+            count += c
+            seconds += x
+        return songs, count, seconds
+
+    def extract_output(self, acc):
+        return {'songs': len(acc[0]), 'examples': acc[1], 'audio_seconds': round(acc[2], 6)}
+
+
+def _write_errors(failures, root):
+    lines = sorted(json.dumps(f.to_dict(), sort_keys=True) for f in failures)
+    write_atomic(join(root, ERRORS_PATH), ''.join(line + '\n' for line in lines).encode('utf-8'))
+    by_stage = {}
+    for failure in failures:
+        by_stage[failure.stage] = by_stage.get(failure.stage, 0) + 1
+    return by_stage
+
+
+def _write_manifest(_, root, info, shard_stats, split_stats, errors_by_stage):
+    return write_manifest(root, build_manifest(info, shard_stats, split_stats, errors_by_stage))
+
+
+def _assign_shard(example, sizes, shard_examples, shard_mb):
+    split = example.meta.split
+    count, nbytes = sizes[split]
+    shards = shard_count(count, nbytes, shard_examples, shard_mb)
+    return (split, int(stable_fraction('shard', example.example_id) * shards)), example
+
+
+class WriteDataset(beam.PTransform):
+    """Writes examples and failures under ``root``; outputs the manifest's path."""
+
+    def __init__(self, root: str, info: dict, shard_examples: int = 1000, shard_mb=None):
+        super().__init__()
+        if shard_examples is not None and shard_examples < 1:
+            raise ValueError('--shard-examples must be at least 1')
+        self.root = root
+        self.info = info
+        self.shard_examples = shard_examples
+        self.shard_mb = shard_mb
+
+    def expand(self, inputs):
+        examples, failures = inputs
+        sizes = (examples
+                 | 'SizeOf' >> beam.Map(lambda e: (e.meta.split, (1, sample_bytes(e))))
+                 | 'SizePerSplit' >> beam.CombinePerKey(lambda values: tuple(map(sum, zip((0, 0), *values)))))
+        shards = (examples
+                  | 'AssignShard' >> beam.Map(_assign_shard, beam.pvalue.AsDict(sizes),
+                                              self.shard_examples, self.shard_mb)
+                  | 'GroupShards' >> beam.GroupByKey()
+                  | 'WriteShards' >> beam.ParDo(WriteShardFn(self.root)))
+        split_stats = (examples
+                       | 'SongAndSeconds' >> beam.Map(lambda e: (e.meta.split, (e.meta.song_id,
+                                                                                 e.meta.duration_seconds)))
+                       | 'StatsPerSplit' >> beam.CombinePerKey(SplitStatsFn()))
+        errors_by_stage = (failures
+                           | 'AllFailures' >> beam.combiners.ToList()
+                           | 'WriteErrors' >> beam.Map(_write_errors, self.root))
+        return (examples.pipeline
+                | 'ManifestSeed' >> beam.Create([None])
+                | 'WriteManifest' >> beam.Map(_write_manifest, self.root, self.info, beam.pvalue.AsList(shards),
+                                              beam.pvalue.AsDict(split_stats),
+                                              beam.pvalue.AsSingleton(errors_by_stage)))
