@@ -7,6 +7,7 @@ given by Beam's flags, and ends with a summary of what was built and what failed
 import logging
 import os
 import sys
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -34,6 +35,13 @@ DEMO_OUTPUT = 'demo-dataset'
 
 class NothingBuilt(RuntimeError):
     """The run wrote no example; the message says why."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    output: str
+    manifest: dict
+    counters: dict
 
 
 def codec_settings(args, beam_options) -> CodecSettings:
@@ -142,8 +150,9 @@ def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_pat
     return f'no examples were written from {input_path}: ' + '; '.join(reasons or ['no usable songs'])
 
 
-def run(argv=None) -> dict:
-    """Builds the dataset; returns its manifest. Raises NothingBuilt when no example was written."""
+def run(argv=None) -> BuildResult:
+    """Builds the dataset; returns its manifest and counters. Raises NothingBuilt when no example
+    was written."""
     args, beam_options = parse_args(sys.argv[1:] if argv is None else argv)
     resolve_paths(args)
     codec = codec_settings(args, beam_options)
@@ -159,7 +168,7 @@ def run(argv=None) -> dict:
         print(line)
     if manifest['totals']['examples'] == 0:
         raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input))
-    return manifest
+    return BuildResult(output=args.output, manifest=manifest, counters=metrics)
 
 
 def main(argv=None) -> int:

@@ -40,7 +40,7 @@ def decode_audio(data: bytes, name: str, max_seconds: float):
         try:
             audio, rate = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as e:
-            raise AudioDecodeError(f'{name}: cannot decode audio ({e})') from e
+            raise AudioDecodeError(f'{name}: cannot decode audio ({_reason(e)})') from e
         audio = np.ascontiguousarray(audio.T)
     return check_audio(audio, name, rate, max_seconds), rate
 
@@ -58,18 +58,23 @@ def check_audio(audio: np.ndarray, name: str, rate: int, max_seconds: float) -> 
     return audio
 
 
+def _reason(error: Exception) -> str:
+    """libsndfile's message without the in-memory file object's repr."""
+    return str(error).split('>: ', 1)[-1].strip() or type(error).__name__
+
+
 def _decode_with_ffmpeg(data: bytes, name: str, max_seconds: float, sf_error: Exception):
     try:
         from pydub import AudioSegment  # optional: formats libsndfile does not read
     except ImportError:
         AudioSegment = None
     if AudioSegment is None or shutil.which('ffmpeg') is None:
-        raise AudioDecodeError(f'{name}: not audio that soundfile can read ({sf_error}); '
+        raise AudioDecodeError(f'{name}: not audio that soundfile can read ({_reason(sf_error)}); '
                                'install ffmpeg and pydub to decode other formats')
     try:
         segment = AudioSegment.from_file(io.BytesIO(data))
     except Exception as e:  # pydub raises bare Exceptions carrying ffmpeg's message
-        raise AudioDecodeError(f'{name}: neither soundfile nor ffmpeg can decode it ({sf_error}; '
+        raise AudioDecodeError(f'{name}: neither soundfile nor ffmpeg can decode it ({_reason(sf_error)}; '
                                f'ffmpeg: {str(e).strip().splitlines()[-1] if str(e).strip() else e})') from e
     rate = segment.frame_rate
     if segment.frame_count() > max_seconds * rate:

@@ -17,7 +17,7 @@ CANONICAL_ALIASES = {
     'perc': ('perc', 'percs', 'percussion', 'shaker', 'tambourine', 'tamb', 'conga', 'congas',
              'bongo', 'bongos', 'clap', 'claps'),
     'fx': ('fx', 'sfx', 'effect', 'effects', 'riser', 'risers', 'impact', 'sweep'),
-    'synth': ('synth', 'synths', 'pad', 'pads', 'lead', 'arp', 'pluck', 'plucks'),
+    'synth': ('synth', 'synths', 'pad', 'pads', 'arp', 'pluck', 'plucks'),
     'winds': ('winds', 'wind', 'woodwind', 'woodwinds', 'flute', 'flutes', 'sax', 'saxophone',
               'clarinet', 'oboe', 'bassoon', 'reed'),
     'strings': ('strings', 'string', 'violin', 'violins', 'viola', 'cello', 'cellos', 'contrabass'),

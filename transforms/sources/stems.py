@@ -83,6 +83,7 @@ class ReadSongRefFn(beam.DoFn):
         if not audio:
             raise InputError(f'{path}: no audio files found (members: {len(song.members)})')
         artist, title = _split_path(root, path)
+        audio = sorted(audio, key=lambda m: (member_label(m).lower(), m))   # 'Gtr' before 'Gtr 2'
         labels = [member_label(m) for m in audio]
         instruments = [classify_stem(label) for label in labels]
         stems = tuple(StemRef(instance=inst, instrument=cls, member=m, label=label) for inst, cls, m, label

@@ -1,0 +1,25 @@
+"""stemforge: multitrack stems into EnCodec token datasets on Apache Beam."""
+from setuptools import find_packages, setup
+
+setup(
+    name='stemforge',
+    version='0.1.0',
+    description='Turn multitrack stem archives into EnCodec token datasets (WebDataset, Parquet) on Apache Beam.',
+    python_requires='>=3.10',
+    packages=find_packages(include=['pipelines', 'transforms', 'transforms.*', 'schemas', 'runners']),
+    install_requires=[
+        'apache-beam>=2.60,<3',
+        'numpy>=1.26',
+        'pyarrow>=14',
+        'soundfile>=0.12.1',
+        'soxr>=0.3.7',
+        'pydub>=0.25',
+        'torch>=2.1',
+        'transformers>=4.45,<6',
+        'webdataset>=0.2.86',
+    ],
+    extras_require={
+        'test': ['pytest>=7'],
+        'encodec': ['encodec>=0.1.1'],
+    },
+)

@@ -1,0 +1,21 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def codec_cache(tmp_path_factory):
+    """Random-weight codecs are calibrated once per test session, in a temporary cache."""
+    path = str(tmp_path_factory.mktemp('codec-cache'))
+    os.environ['STEMFORGE_CACHE'] = path
+    yield path
+
+
+# The small geometry pipeline tests use: 1.28 s windows (64 frames at 50 Hz), short margins.
+FAST_FLAGS = ['--codec-weights=random', '--chunk-seconds=1.28', '--encode-margin-seconds=0.32',
+              '--assortments=2', '--max-context-stems=2', '--target-stem=guitar,bass']
