@@ -1,0 +1,67 @@
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.records import ExamplePlan, LoadedSong, PlannedSong, SongRef
+from transforms.chunk import WindowSpec
+from transforms.render import EXAMPLES, RenderFn, mix_stems
+
+
+def _spec(**kw):
+    args = dict(chunk_seconds=1.0, hop_seconds=None, margin_seconds=0.25, sample_rate_hz=1000, hop_length=10,
+                keep_partial=False)
+    args.update(kw)
+    return WindowSpec(**args)
+
+
+def test_window_starts_partial_and_hop():
+    assert _spec().starts(3500) == [0, 1000, 2000]
+    assert _spec(keep_partial=True).starts(3500) == [0, 1000, 2000, 3000]
+    assert _spec(hop_seconds=0.5).starts(2000) == [0, 500, 1000]
+    assert _spec().starts(999) == [] and _spec(keep_partial=True).starts(999) == [0]
+    with pytest.raises(ValueError, match='whole number of codec frames'):
+        _spec(chunk_seconds=1.005)
+
+
+def test_segments_carry_real_margins_and_pad_the_last_window():
+    audio = np.arange(3500, dtype=np.float32)[None]
+    spec = _spec(keep_partial=True)
+    first, middle, last = spec.segment(audio, 0, True), spec.segment(audio, 1, True), spec.segment(audio, 3, True)
+    assert first.audio.shape[-1] == 1250 and first.offset_frames == 0
+    assert middle.audio.shape[-1] == 1500 and middle.offset_frames == 25 and middle.audio[0, 0] == 750
+    assert np.array_equal(middle.window_audio[0], np.arange(1000, 2000))
+    assert last.audio.shape[-1] == 1250 and last.offset_frames == 25 and last.audio[0, -1] == 0
+    assert all(s.frames == 100 for s in (first, middle, last))
+
+
+def test_silent_windows_are_dropped_and_counted():
+    target = np.concatenate([np.zeros(1000), 0.5 * np.ones(1000), 1e-4 * np.ones(1000)]).astype(np.float32)[None]
+    assert _spec().non_silent(target, -50) == ([1], 2)
+
+
+def test_mix_never_clips_and_reports_gain():
+    audio = {'a': np.full((1, 4), 0.8, np.float32), 'b': np.full((1, 4), 0.7, np.float32)}
+    mix, gain = mix_stems(audio, ['a', 'b'])
+    assert np.max(np.abs(mix)) <= 0.99 + 1e-6 and gain == pytest.approx(0.99 / 1.5)
+    assert mix_stems(audio, ['b'])[1] == 1.0
+
+
+def test_render_emits_each_distinct_waveform_once():
+    rng = np.random.default_rng(0)
+    audio = {n: (0.1 * rng.standard_normal((1, 2000))).astype(np.float32) for n in ('drums', 'bass', 'guitar')}
+    ref = SongRef(song_id='s', artist='A', title='t', source='stems', input_path='p', container='zip',
+                  content_sha256='0')
+    song = LoadedSong(ref=ref, sample_rate_hz=1000, audio=audio, split='train')
+    plans = (ExamplePlan('guitar', ('drums',), 0), ExamplePlan('guitar', ('bass', 'drums'), 1),
+             ExamplePlan('bass', ('drums',), 0))
+    fn = RenderFn(_spec(), -50, 'encodec_32khz', 'random:0', 100.0)
+    with TestPipeline() as p:
+        out = p | beam.Create([PlannedSong(song, plans)]) | beam.ParDo(fn).with_outputs(EXAMPLES, main='w')
+        # targets guitar, bass + contexts {drums} (shared by both targets), {bass, drums}: 4 waveforms
+        assert_that(out.w | beam.Map(lambda w: w.windows), equal_to([(0, 1)] * 4), label='waveforms')
+        assert_that(out[EXAMPLES] | beam.Map(lambda kv: (kv[1].target_stem, kv[1].context_stems, kv[1].chunk_index)),
+                    equal_to([('guitar', ('drums',), 0), ('guitar', ('drums',), 1),
+                              ('guitar', ('bass', 'drums'), 0), ('guitar', ('bass', 'drums'), 1),
+                              ('bass', ('drums',), 0), ('bass', ('drums',), 1)]), label='examples')

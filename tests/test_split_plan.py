@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from schemas.ids import seeded_rng
+from schemas.records import LoadedSong, SongRef
+from transforms.plan import choose_assortments, parse_targets, plan_song
+from transforms.split import parse_ratios, split_of
+
+
+def test_split_is_stable_and_follows_ratios():
+    ratios = parse_ratios('0.82,0.12,0.06')
+    splits = [split_of(f'artist:{i}', ratios) for i in range(5000)]
+    assert splits == [split_of(f'artist:{i}', ratios) for i in range(5000)]
+    for name, ratio in zip(('train', 'validation', 'test'), ratios):
+        assert abs(splits.count(name) / 5000 - ratio) < 0.02
+    assert {split_of(f'a{i}', parse_ratios('0,1,0')) for i in range(100)} == {'validation'}
+    with pytest.raises(ValueError, match='split-ratios'):
+        parse_ratios('0.5,0.5')
+
+
+def _song(names, silent=()):
+    ref = SongRef(song_id='song1', artist='A', title='t', source='stems', input_path='p', container='zip',
+                  content_sha256='0')
+    return LoadedSong(ref=ref, sample_rate_hz=32000, audio={n: np.zeros((1, 10), np.float32) for n in names},
+                      silent=tuple(silent), split='train')
+
+
+def test_rhythm_section_first_then_distinct_random_assortments():
+    candidates = ['bass', 'drums', 'keys', 'perc', 'synth', 'vocals']
+    chosen = choose_assortments(candidates, 8, 3, seeded_rng(0, 'x'))
+    assert chosen[:3] == [('drums',), ('bass',), ('perc',)]
+    assert len(chosen) == 8 and len(set(chosen)) == 8
+    assert all(1 <= len(c) <= 3 for c in chosen)
+    assert chosen == choose_assortments(candidates, 8, 3, seeded_rng(0, 'x'))
+    assert chosen != choose_assortments(candidates, 8, 3, seeded_rng(1, 'x'))
+
+
+def test_plan_targets_instances_skips_silent_and_explains_empty():
+    song = _song(['drums', 'bass', 'guitar', 'guitar#2', 'keys'], silent=['keys'])
+    plans, why = plan_song(song, ('guitar',), 8, 3, seed=0)
+    assert why is None
+    assert {p.target for p in plans} == {'guitar', 'guitar#2'}
+    assert all('keys' not in p.context and p.target not in p.context for p in plans)
+    # three usable others -> at most 7 distinct assortments each
+    assert len([p for p in plans if p.target == 'guitar']) == 7
+    assert plan_song(song, ('keys',), 8, 3, 0) == ((), 'no_target')           # silent is never a target
+    assert plan_song(_song(['guitar']), (), 8, 3, 0) == ((), 'no_context')
+    assert parse_targets(['all']) == () and parse_targets(['guitar,bass']) == ('guitar', 'bass')
+    with pytest.raises(ValueError, match='unknown class'):
+        parse_targets(['kazoo'])
