@@ -97,7 +97,8 @@ def manifest_info(args, codec: CodecSettings) -> dict:
             'codec': {'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
                       'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels,
                       'frame_rate': spec.frame_rate, 'codebooks': spec.codebooks,
-                      'codebook_size': spec.codebook_size, 'bandwidth_kbps': spec.bandwidth_kbps},
+                      'codebook_size': spec.codebook_size, 'bandwidth_kbps': spec.bandwidth_kbps,
+                      'torch_threads': codec.torch_threads},
             'options': {k: v for k, v in sorted(vars(args).items())}}
 
 

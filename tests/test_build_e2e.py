@@ -1,0 +1,174 @@
+"""The whole pipeline on the real DirectRunner with a random-weight codec."""
+import glob
+import hashlib
+import itertools
+import json
+import os
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.build import main, run
+from schemas.manifest import read_errors, read_manifest
+from schemas.parquet import codes_of
+from schemas.webdataset import read_samples
+from tests.conftest import FAST_FLAGS
+from tests.corpus import wav_bytes, write_song, write_zip
+
+
+def _samples(root):
+    return {s['__key__']: s for path in sorted(glob.glob(f'{root}/webdataset/*/*.tar')) for s in read_samples(path)}
+
+
+def _rows(root):
+    rows = {}
+    for path in sorted(glob.glob(f'{root}/parquet/*/*.parquet')):
+        for row in pq.read_table(path).to_pylist():
+            rows[row['example_id']] = row
+    return rows
+
+
+def _file_hashes(root):
+    return {os.path.relpath(p, root): hashlib.sha256(open(p, 'rb').read()).hexdigest()
+            for p in glob.glob(f'{root}/**/*', recursive=True) if os.path.isfile(p)}
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    base = tmp_path_factory.mktemp('demo')
+    return run(['--demo', f'--input={base / "corpus"}', f'--output={base / "dataset"}'])
+
+
+def test_demo_shards_parquet_and_manifest_agree(demo):
+    manifest, samples, rows = demo.manifest, _samples(demo.output), _rows(demo.output)
+    assert set(manifest['splits']) == {'train', 'validation', 'test'}
+    assert set(samples) == set(rows) and len(samples) == manifest['totals']['examples'] > 0
+    for split, stats in manifest['splits'].items():
+        assert stats['examples'] == sum(s['examples'] for s in stats['shards']['webdataset'])
+        assert stats['examples'] == sum(s['examples'] for s in stats['shards']['parquet'])
+        assert stats['examples'] == sum(1 for s in samples.values() if s['json']['split'] == split)
+        for shard in stats['shards']['webdataset'] + stats['shards']['parquet']:
+            data = open(os.path.join(demo.output, shard['path']), 'rb').read()
+            assert (len(data), hashlib.sha256(data).hexdigest()) == (shard['bytes'], shard['sha256'])
+    codec = manifest['codec']
+    frames = round(10.24 * codec['frame_rate'])
+    for key, sample in samples.items():
+        for name in ('context', 'target'):
+            codes = sample[f'{name}.npy']
+            assert codes.dtype == np.int16 and codes.shape == (codec['codebooks'], frames)
+            assert 0 <= codes.min() and codes.max() < codec['codebook_size']
+            assert np.array_equal(codes, codes_of(rows[key][f'{name}_codes']))
+        meta = sample['json']
+        assert meta['example_id'] == key and meta['codec'] == 'encodec_32khz'
+        assert {k: rows[key][k] for k in ('song_id', 'split', 'target_stem', 'mix_gain')} == \
+               {k: meta[k] for k in ('song_id', 'split', 'target_stem', 'mix_gain')}
+    assert codec['weights'] == 'random:0' and manifest['options']['demo'] is True
+
+
+def test_no_song_or_artist_in_two_splits(demo):
+    rows = _rows(demo.output).values()
+    for field in ('song_id', 'artist'):
+        splits = {}
+        for row in rows:
+            splits.setdefault(row[field], set()).add(row['split'])
+        assert all(len(s) == 1 for s in splits.values()), field
+
+
+def test_random_codes_use_the_codebooks_and_differ_between_songs(demo):
+    samples = list(_samples(demo.output).values())
+    codes = np.concatenate([s['target.npy'] for s in samples] + [s['context.npy'] for s in samples], axis=1)
+    size = demo.manifest['codec']['codebook_size']
+    usage = [len(np.unique(row)) / size for row in codes]
+    assert min(usage) >= 0.05, usage
+    by_song = {}
+    for s in samples:
+        by_song.setdefault(s['json']['song_id'], set()).update(
+            (s['target.npy'].tobytes(), s['context.npy'].tobytes()))
+    for a, b in itertools.combinations(by_song, 2):
+        assert not by_song[a] & by_song[b], 'two songs share a code sequence'
+
+
+def test_each_distinct_waveform_is_encoded_once(demo):
+    rows = _rows(demo.output).values()
+    distinct = {(r['context_waveform_id'], r['chunk_index']) for r in rows} | \
+               {(r['target_waveform_id'], r['chunk_index']) for r in rows}
+    counters = demo.counters
+    assert counters['EncodeChunksFn.windows_encoded'] == len(distinct)
+    assert counters['EncodeChunksFn.waveforms_encoded'] == len({w for w, _ in distinct})
+    assert counters['EncodeChunksFn.windows_encoded'] < 2 * len(rows)   # targets are shared by assortments
+
+
+@pytest.fixture(scope='module')
+def small_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp('small') / 'in'
+    write_song(str(root), 'Ana', 'one', 1)
+    write_song(str(root), 'Ana', 'two', 2)
+    write_song(str(root), 'Bo', 'three', 3, as_folder=True)
+    return str(root)
+
+
+def test_same_command_gives_identical_shards_and_multiprocess_parity(small_corpus, tmp_path):
+    # Float results depend on torch's thread count, so parity across worker counts pins it.
+    out = str(tmp_path / 'out')
+    first = run([f'--input={small_corpus}', f'--output={out}', '--torch-threads=1'] + FAST_FLAGS)
+    hashes, manifest = _file_hashes(out), open(f'{out}/manifest.json').read()
+    shutil.rmtree(out)
+    run([f'--input={small_corpus}', f'--output={out}', '--torch-threads=1'] + FAST_FLAGS)
+    assert _file_hashes(out) == hashes and open(f'{out}/manifest.json').read() == manifest
+    assert first.manifest['totals']['examples'] > 0
+
+    multi = str(tmp_path / 'multi')
+    run([f'--input={small_corpus}', f'--output={multi}', '--direct_running_mode=multi_processing',
+         '--direct_num_workers=2', '--torch-threads=1'] + FAST_FLAGS)
+    single_rows, multi_rows = _rows(out), _rows(multi)
+    assert set(single_rows) == set(multi_rows)
+    for key, row in single_rows.items():
+        assert row['target_codes'] == multi_rows[key]['target_codes']
+        assert row['context_codes'] == multi_rows[key]['context_codes']
+
+
+def test_bad_inputs_land_in_errors_and_good_songs_complete(tmp_path):
+    root = str(tmp_path / 'in')
+    write_song(root, 'Good', 'alpha', 1)
+    write_song(root, 'Good', 'beta', 2, extra={'notes.txt': b'tempo 120',               # not audio
+                                               'Vocals.wav': b'RIFF\x00\x00garbage',    # cannot decode
+                                               'Synth.wav': wav_bytes(np.zeros(0, np.float32)),  # empty
+                                               'Fx.wav': wav_bytes(np.full(1000, np.nan, np.float32),
+                                                                   subtype='FLOAT'),
+                                               'Strings.wav': wav_bytes(np.zeros((44100, 4), np.float32))})
+    os.makedirs(f'{root}/Bad')
+    with open(f'{root}/Bad/truncated.zip', 'wb') as f:
+        f.write(open(write_song(str(tmp_path / 'x'), 'X', 'y', 3), 'rb').read()[:500])
+    write_zip(f'{root}/Bad/slip.zip', {'../../escape/Drums.wav': wav_bytes(np.zeros(100, np.float32))})
+    write_zip(f'{root}/Bad/bomb.zip', {'Drums.wav': b'\0' * (8 * 2**20)})
+    write_song(root, 'Bad', 'long', 4, seconds=12)
+    result = run([f'--input={root}', f'--output={tmp_path / "out"}', '--max-uncompressed-mb=6',
+                  '--max-song-seconds=10'] + FAST_FLAGS)
+    errors = read_errors(str(tmp_path / 'out'))
+    found = {(e['stage'], os.path.basename(e['input'].split('::')[-1] if '::' in e['input'] else e['input']))
+             for e in errors}
+    assert found == {('read', 'notes.txt'), ('decode', 'Vocals.wav'), ('decode', 'Synth.wav'),
+                     ('decode', 'Fx.wav'), ('read', 'truncated.zip'), ('read', 'slip.zip'), ('read', 'bomb.zip'),
+                     ('decode', 'Drums.wav'), ('decode', 'Bass.wav'), ('decode', 'Guitar.wav'),
+                     ('decode', 'Keys.wav')}
+    assert all(e['error_type'] and e['message'] for e in errors)
+    assert any('longer than the limit' in e['message'] for e in errors)
+    manifest = result.manifest
+    assert manifest['errors']['total'] == len(errors) and manifest['errors']['by_stage'] == {'read': 4, 'decode': 7}
+    rows = _rows(str(tmp_path / 'out')).values()
+    assert {r['title'] for r in rows} == {'alpha', 'beta'}
+    for title in ('alpha', 'beta'):    # beta keeps its four good stems
+        assert {r['target_stem'] for r in rows if r['title'] == title} == {'guitar', 'bass'}
+    assert result.counters['LoadStemsFn.stems_downmixed'] == 1
+
+
+def test_nothing_usable_exits_non_zero_and_says_why(tmp_path, capsys):
+    os.makedirs(tmp_path / 'empty')
+    assert main([f'--input={tmp_path / "empty"}', f'--output={tmp_path / "out"}'] + FAST_FLAGS) == 2
+    assert 'no songs found under' in capsys.readouterr().err
+    write_zip(str(tmp_path / 'broken' / 'A' / 's.zip'), {'x.txt': b'x'})
+    assert main([f'--input={tmp_path / "broken"}', f'--output={tmp_path / "out2"}'] + FAST_FLAGS) == 2
+    assert 'no examples were written' in capsys.readouterr().err
+    assert json.loads(open(tmp_path / 'out2' / 'manifest.json').read())['errors']['total'] == 1
