@@ -1,0 +1,70 @@
+"""Throughput of the demo build and of the codec on this machine; edge agreement vs margin.
+
+Run: .venv/bin/python -m benchmarks.bench_pipeline [--out DIR]
+Prints figures only; nothing here asserts.
+"""
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from pipelines.build import run
+from transforms.chunk import WindowSpec
+from transforms.codec import CodecSettings, load_codec
+from transforms.encode import encode_segments
+from transforms.synth import synth_mix
+
+
+def bench_demo(out: str) -> None:
+    corpus, dataset = os.path.join(out, 'corpus'), os.path.join(out, 'dataset')
+    shutil.rmtree(dataset, ignore_errors=True)
+    start = time.perf_counter()
+    result = run(['--demo', f'--input={corpus}', f'--output={dataset}'])
+    wall = time.perf_counter() - start
+    windows = result.counters['EncodeChunksFn.windows_encoded']
+    seconds = windows * result.manifest['options']['chunk_seconds']
+    print(f'demo build: {wall:.1f} s wall, {result.manifest["totals"]["examples"]} examples, '
+          f'{windows} windows ({seconds:.0f} s of audio) encoded, {seconds / wall:.2f} audio s per wall s')
+
+
+def bench_codec(codec) -> None:
+    window = synth_mix(3, 10.24 + 1.0, 32000)
+    for batch in (1, 4, 8):
+        x = np.stack([window] * batch)
+        codec.encode(x[:1, :, :32000])  # warm-up
+        start = time.perf_counter()
+        codec.encode(x)
+        wall = time.perf_counter() - start
+        print(f'encode batch={batch}: real-time factor {batch * x.shape[-1] / 32000 / wall:.2f}x '
+              f'({wall:.2f} s for {batch} x {x.shape[-1] / 32000:.2f} s)')
+
+
+def bench_margins(codec) -> None:
+    audio = synth_mix(11, 61.44, 32000)
+    whole = codec.encode(audio[None])[0][0].astype(np.int16)
+    for margin in (0.0, 0.1, 0.25, 0.5, 1.0):
+        spec = WindowSpec(10.24, None, margin, 32000, 640, False)
+        n = len(spec.starts(audio.shape[-1]))
+        codes = encode_segments(codec, [spec.segment(audio, i, False) for i in range(n)], 8)
+        windowed = np.concatenate([codes[i][0] for i in range(n)], axis=-1)
+        agree = (windowed == whole).all(axis=0).mean()
+        print(f'margin {margin:.2f} s: {agree * 100:.2f} % of frames equal a whole-song encode')
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--out', default=None, help='Work folder (default: a temporary one).')
+    args = parser.parse_args()
+    out = args.out or tempfile.mkdtemp(prefix='stemforge-bench-')
+    print(f'cores: {os.cpu_count()}')
+    bench_demo(out)
+    codec = load_codec(CodecSettings(name='encodec_32khz', weights='random', seed=0))
+    bench_codec(codec)
+    bench_margins(codec)
+
+
+if __name__ == '__main__':
+    main()
