@@ -16,6 +16,8 @@ from schemas.audio_io import encode_flac
 from schemas.records import ChunkedWaveform, EncodedWaveform
 from transforms.codec import CODECS, BACKENDS, CodecSettings, load_codec
 
+AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 16}
+
 
 class EncodeOptions(PipelineOptions):
     @classmethod
@@ -32,8 +34,9 @@ class EncodeOptions(PipelineOptions):
         parser.add_argument('--codec-backend', default='transformers', choices=sorted(BACKENDS),
                             help='Library that runs the codec. Default: transformers.')
         parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]. Default: auto.')
-        parser.add_argument('--encode-batch-size', type=int, default=8,
-                            help='Segments per forward pass. Default: 8.')
+        parser.add_argument('--encode-batch-size', type=int, default=0,
+                            help='Segments per forward pass; 0 = auto: 1 on CPU (measured fastest there, '
+                                 'see benchmarks/), 16 on CUDA. Default: 0.')
         parser.add_argument('--encode-margin-seconds', type=float, default=0.5,
                             help='Real audio encoded on each side of a window, then cut off, so edge codes '
                                  'match a whole-song encode. Default: 0.5.')
@@ -72,8 +75,8 @@ class _CodecHandle:
 class EncodeChunksFn(beam.DoFn):
     def __init__(self, settings: CodecSettings, batch_size: int, shared_handle: shared.Shared,
                  write_audio: bool = False):
-        if batch_size < 1:
-            raise ValueError('--encode-batch-size must be at least 1')
+        if batch_size < 0:
+            raise ValueError('--encode-batch-size must be 0 (auto) or more')
         self.settings = settings
         self.batch_size = batch_size
         self.shared_handle = shared_handle
@@ -85,6 +88,8 @@ class EncodeChunksFn(beam.DoFn):
     def setup(self):
         self.codec = self.shared_handle.acquire(lambda: _CodecHandle(load_codec(self.settings)),
                                                 tag=repr(self.settings)).codec
+        if not self.batch_size:
+            self.batch_size = AUTO_BATCH_SIZE['cpu' if self.codec.device == 'cpu' else 'cuda']
 
     def process(self, chunked: ChunkedWaveform):
         encoded = encode_segments(self.codec, chunked.segments, self.batch_size)
@@ -100,7 +105,7 @@ class EncodeChunksFn(beam.DoFn):
 
 
 class EncodeChunks(beam.PTransform):
-    def __init__(self, settings: CodecSettings, batch_size: int = 8, write_audio: bool = False):
+    def __init__(self, settings: CodecSettings, batch_size: int = 0, write_audio: bool = False):
         super().__init__()
         self.fn = EncodeChunksFn(settings, batch_size, shared.Shared(), write_audio)
 
