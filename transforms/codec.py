@@ -165,15 +165,6 @@ class TransformersEncodec:
             audio = self.model.decode(c, s).audio_values
         return audio.float().cpu().numpy()
 
-    def encoder_frames(self, audio: np.ndarray):
-        """Encoder embeddings ``[frames, dim]`` of one ``[channels, samples]`` signal, normalised
-        as the model normalises its input."""
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(audio[None]).to(self.device)
-            if self.model.config.normalize:
-                x = x / (x.mean(dim=1, keepdim=True).pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8)
-            return self.model.encoder(x)[0].T.contiguous()
 
 
 class EncodecPackageCodec(TransformersEncodec):
@@ -217,13 +208,6 @@ class EncodecPackageCodec(TransformersEncodec):
             s = None if scales is None else torch.tensor(scales, dtype=torch.float32).reshape(-1, 1).to(self.device)
             return self.model.decode([(c, s)]).float().cpu().numpy()
 
-    def encoder_frames(self, audio: np.ndarray):
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(audio[None]).to(self.device)
-            if self.model.normalize:
-                x = x / (x.mean(dim=1, keepdim=True).pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8)
-            return self.model.encoder(x)[0].T.contiguous()
 
 
 BACKENDS = {'transformers': TransformersEncodec, 'encodec': EncodecPackageCodec}

@@ -18,8 +18,7 @@ class InputError(ValueError):
 
 
 # What bad input raises: our own checks, broken zips, I/O on the input, decoders' ValueErrors.
-INPUT_ERRORS = (InputError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
-                NotImplementedError)
+INPUT_ERRORS = (InputError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError)
 
 
 def failure(stage: str, input_path: str, error: Exception, song_id=None) -> pvalue.TaggedOutput:

@@ -12,7 +12,7 @@ from schemas.ids import stable_id
 from schemas.records import SongRef, StemRef
 from schemas.taxonomy import classify_stem, instance_names
 from transforms.failures import FAILED, INPUT_ERRORS, InputError, failure
-from transforms.sources.archive import ZipSong, FolderSong, audio_members, member_label
+from transforms.sources.archive import audio_members, member_label, open_song
 
 STAGE = 'read'
 
@@ -71,7 +71,7 @@ class ReadSongRefFn(beam.DoFn):
             yield failure(STAGE, path, e)
 
     def _read(self, root, container, path):
-        song = ZipSong(path, self.limit_bytes) if container == 'zip' else FolderSong(path, self.limit_bytes)
+        song = open_song(container, path, self.limit_bytes)
         audio, not_audio = audio_members(song.members)
         if container == 'zip':
             content = hashlib.sha256(song.data).hexdigest()
