@@ -1,0 +1,364 @@
+"""Check a built dataset: ``python -m pipelines.verify <dataset> [--decode N]``.
+
+Reads the manifest and every shard once (local, ``s3://`` or ``gs://`` through Beam's
+FileSystems) and runs each check on what it found: listed shards exist with the recorded
+bytes and sha256, no unlisted shards, example counts per split agree between the manifest,
+the tar samples and the Parquet rows, every sample decodes (npy without pickle, FLAC),
+codes are int16 in ``[0, codebook_size)`` shaped ``[codebooks, frames]`` by the manifest's
+geometry, both formats hold the same examples, example ids are unique, and no song or
+artist is in two splits. ``--decode N`` turns N random examples' codes back into WAVs with
+the codec the manifest names. Prints one PASS/FAIL line per check and a total; exits 1 on
+any failure.
+"""
+import argparse
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List
+
+import numpy as np
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.manifest import MANIFEST_NAME, read_manifest
+from schemas.shards import SHARD_PATTERNS, join
+from schemas.webdataset import npy_load
+
+CODE_FIELDS = ('context', 'target')
+MAX_LISTED = 5
+
+
+@dataclass
+class ExampleFacts:
+    """What the checks need of one example, from one format."""
+    shard_split: str     # the split whose shard holds it
+    split: str           # the split its metadata names
+    song_id: str
+    artist: str
+    codes_sha: str
+
+
+@dataclass
+class Scan:
+    """Everything read from a dataset, reduced to what the checks need."""
+    root: str
+    manifest: dict
+    frames: int
+    missing: List[str] = field(default_factory=list)               # listed, not found
+    mismatched: List[str] = field(default_factory=list)            # bytes or sha256 differ
+    unlisted: List[str] = field(default_factory=list)
+    counted: Dict[str, int] = field(default_factory=dict)          # shard path -> examples found
+    decode_problems: List[str] = field(default_factory=list)
+    code_problems: List[str] = field(default_factory=list)
+    examples: Dict[str, Dict[str, List[ExampleFacts]]] = field(
+        default_factory=lambda: {'webdataset': defaultdict(list), 'parquet': defaultdict(list)})
+
+
+def _codes_problem(codes: np.ndarray, codec: dict, frames: int) -> str:
+    expected = (codec['codebooks'], frames)
+    if codes.dtype != np.int16:
+        return f'dtype {codes.dtype}, expected int16'
+    if codes.shape != expected:
+        return f'shape {codes.shape}, expected {expected}'
+    if codes.size and (codes.min() < 0 or codes.max() >= codec['codebook_size']):
+        return f'codes in [{codes.min()}, {codes.max()}], outside [0, {codec["codebook_size"]})'
+    return ''
+
+
+def _codes_sha(arrays) -> str:
+    sha = hashlib.sha256()
+    for codes in arrays:
+        sha.update(np.ascontiguousarray(codes, dtype=np.int16).tobytes())
+    return sha.hexdigest()
+
+
+def _read_webdataset(scan: Scan, path: str, data: bytes, split: str) -> int:
+    import soundfile
+    import webdataset
+    files = webdataset.tariterators.tar_file_expander([{'url': path, 'stream': io.BytesIO(data)}])
+    count = 0
+    for sample in webdataset.tariterators.group_by_keys(files):
+        count += 1
+        key = sample['__key__']
+        try:
+            meta = json.loads(sample['json'])
+            codes = [npy_load(sample[f'{name}.npy']) for name in CODE_FIELDS]
+            for name in CODE_FIELDS:
+                if f'{name}.flac' in sample:
+                    soundfile.read(io.BytesIO(sample[f'{name}.flac']))
+        except Exception as e:   # any undecodable member is this check's finding
+            scan.decode_problems.append(f'{path}: {key}: {type(e).__name__}: {e}')
+            continue
+        for name, array in zip(CODE_FIELDS, codes):
+            problem = _codes_problem(array, scan.manifest['codec'], scan.frames)
+            if problem:
+                scan.code_problems.append(f'{path}: {key} {name}: {problem}')
+        scan.examples['webdataset'][key].append(
+            ExampleFacts(split, meta.get('split'), meta.get('song_id'), meta.get('artist'), _codes_sha(codes)))
+    return count
+
+
+def _parquet_codes(column) -> list:
+    """A list<list<int>> column -> one ``[rows, frames]`` array per cell (None where ragged or empty)."""
+    outer = column.combine_chunks()
+    outer_offsets = outer.offsets.to_numpy()
+    inner = outer.flatten()
+    inner_offsets = inner.offsets.to_numpy()
+    flat = inner.flatten().to_numpy(zero_copy_only=False)
+    out = []
+    for i in range(len(outer)):
+        a, b = outer_offsets[i], outer_offsets[i + 1]
+        lengths = np.diff(inner_offsets[a:b + 1])
+        if b == a or len(set(lengths.tolist())) != 1:
+            out.append(None)
+        else:
+            out.append(flat[inner_offsets[a]:inner_offsets[b]].reshape(b - a, -1))
+    return out
+
+
+def _read_parquet(scan: Scan, path: str, data: bytes, split: str) -> int:
+    table = pq.read_table(io.BytesIO(data))
+    columns = {name: table.column(name).to_pylist() for name in ('example_id', 'split', 'song_id', 'artist')}
+    codes = {name: _parquet_codes(table.column(f'{name}_codes')) for name in CODE_FIELDS}
+    for i, key in enumerate(columns['example_id']):
+        for name in CODE_FIELDS:
+            array = codes[name][i]
+            problem = ('ragged or empty code lists' if array is None
+                       else _codes_problem(array, scan.manifest['codec'], scan.frames))
+            if problem:
+                scan.code_problems.append(f'{path}: {key} {name}: {problem}')
+        arrays = [codes[name][i] if codes[name][i] is not None else np.zeros(0, np.int16) for name in CODE_FIELDS]
+        scan.examples['parquet'][key].append(ExampleFacts(split, columns['split'][i], columns['song_id'][i],
+                                                          columns['artist'][i], _codes_sha(arrays)))
+    return table.num_rows
+
+
+READERS = {'webdataset': _read_webdataset, 'parquet': _read_parquet}
+
+
+def _listed_shards(manifest: dict):
+    """(split, format, shard dict) of every shard the manifest lists."""
+    for split, stats in sorted(manifest['splits'].items()):
+        for fmt, shards in sorted(stats['shards'].items()):
+            for shard in shards:
+                yield split, fmt, shard
+
+
+def _files_under(root: str, folder: str) -> List[str]:
+    """Paths relative to ``root`` of every file under ``root/folder``."""
+    prefix = join(root, folder)
+    found = FileSystems.match([prefix.rstrip('/') + '/**'])[0].metadata_list
+    base = root.rstrip('/') + '/'
+    return sorted(m.path[len(base):].replace(os.sep, '/') if m.path.startswith(base) else m.path for m in found)
+
+
+def scan_dataset(root: str) -> Scan:
+    """Reads the manifest and every listed shard once; records what the checks need."""
+    manifest = read_manifest(root)
+    scan = Scan(root=root, manifest=manifest,
+                frames=round(manifest['options']['chunk_seconds'] * manifest['codec']['frame_rate']))
+    listed = set()
+    for split, fmt, shard in _listed_shards(manifest):
+        listed.add(shard['path'])
+        path = join(root, shard['path'])
+        if not FileSystems.exists(path):
+            scan.missing.append(shard['path'])
+            continue
+        with FileSystems.open(path, compression_type='uncompressed') as handle:
+            data = handle.read()
+        sha = hashlib.sha256(data).hexdigest()
+        if (len(data), sha) != (shard['bytes'], shard['sha256']):
+            scan.mismatched.append(f'{shard["path"]}: {len(data)} bytes sha256 {sha[:12]}..., manifest says '
+                                   f'{shard["bytes"]} bytes sha256 {shard["sha256"][:12]}...')
+        try:
+            scan.counted[shard['path']] = READERS[fmt](scan, path, data, split)
+        except Exception as e:   # an unreadable shard is a finding, not a crash
+            scan.decode_problems.append(f'{shard["path"]}: {type(e).__name__}: {e}')
+    for fmt in SHARD_PATTERNS:
+        scan.unlisted += [p for p in _files_under(root, fmt) if p not in listed]
+    return scan
+
+
+def _listing(problems: List[str]) -> str:
+    more = f' (and {len(problems) - MAX_LISTED} more)' if len(problems) > MAX_LISTED else ''
+    return '; '.join(problems[:MAX_LISTED]) + more
+
+
+def check_shards_exist(scan: Scan):
+    total = sum(1 for _ in _listed_shards(scan.manifest))
+    return scan.missing and [f'missing shard: {p}' for p in scan.missing], f'{total} listed shards found'
+
+
+def check_shards_intact(scan: Scan):
+    return scan.mismatched, 'bytes and sha256 match the manifest'
+
+
+def check_no_unlisted(scan: Scan):
+    return [f'unlisted file: {p}' for p in scan.unlisted], 'no unlisted shards'
+
+
+def check_counts(scan: Scan):
+    problems = []
+    for split, stats in sorted(scan.manifest['splits'].items()):
+        for fmt in SHARD_PATTERNS:
+            shards = stats['shards'].get(fmt, [])
+            listed = sum(s['examples'] for s in shards)
+            if listed != stats['examples']:
+                problems.append(f'{split}: manifest lists {listed} {fmt} examples in shards, {stats["examples"]} in the split')
+            for shard in shards:
+                found = scan.counted.get(shard['path'])
+                if found is not None and found != shard['examples']:
+                    unit = 'rows' if fmt == 'parquet' else 'samples'
+                    problems.append(f'{shard["path"]}: {found} {unit}, manifest says {shard["examples"]}')
+    totals = {s: st['examples'] for s, st in sorted(scan.manifest['splits'].items())}
+    return problems, f'examples per split {totals} match the tar samples and Parquet rows'
+
+
+def check_decode(scan: Scan):
+    return scan.decode_problems, 'every sample decodes (npy without pickle, json, FLAC)'
+
+
+def check_codes(scan: Scan):
+    codec = scan.manifest['codec']
+    return scan.code_problems, (f'codes int16 [{codec["codebooks"]}, {scan.frames}] in [0, {codec["codebook_size"]})')
+
+
+def check_formats_agree(scan: Scan):
+    wds, parquet = scan.examples['webdataset'], scan.examples['parquet']
+    problems = [f'{k}: only in WebDataset' for k in sorted(set(wds) - set(parquet))]
+    problems += [f'{k}: only in Parquet' for k in sorted(set(parquet) - set(wds))]
+    for key in sorted(set(wds) & set(parquet)):
+        a, b = wds[key][0], parquet[key][0]
+        if (a.split, a.song_id, a.artist) != (b.split, b.song_id, b.artist):
+            problems.append(f'{key}: metadata differs between WebDataset and Parquet')
+        elif a.codes_sha != b.codes_sha:
+            problems.append(f'{key}: codes differ between WebDataset and Parquet')
+    return problems, 'WebDataset and Parquet hold the same examples and codes'
+
+
+def check_unique_ids(scan: Scan):
+    problems = [f'{key}: {len(facts)} times in {fmt}' for fmt, found in scan.examples.items()
+                for key, facts in sorted(found.items()) if len(facts) > 1]
+    return problems, f'{len(scan.examples["webdataset"])} example ids, each once'
+
+
+def check_no_leakage(scan: Scan):
+    problems = []
+    for field_name in ('song_id', 'artist'):
+        splits = defaultdict(set)
+        for found in scan.examples.values():
+            for facts in found.values():
+                for f in facts:
+                    if getattr(f, field_name):
+                        splits[getattr(f, field_name)].add(f.shard_split)
+        problems += [f'{field_name.replace("_id", "")} {value!r} in {len(s)} splits: {sorted(s)}'
+                     for value, s in sorted(splits.items()) if len(s) > 1]
+    for fmt, found in scan.examples.items():
+        problems += [f'{key} in {fmt} {f.shard_split}/ says split {f.split!r}' for key, facts in sorted(found.items())
+                     for f in facts if f.split != f.shard_split]
+    return problems, 'no song or artist in two splits'
+
+
+CHECKS: Dict[str, Callable] = {
+    'shards exist': check_shards_exist,
+    'shards intact': check_shards_intact,
+    'no unlisted shards': check_no_unlisted,
+    'example counts': check_counts,
+    'samples decode': check_decode,
+    'codes valid': check_codes,
+    'formats agree': check_formats_agree,
+    'ids unique': check_unique_ids,
+    'no leakage': check_no_leakage,
+}
+
+
+def run_checks(scan: Scan) -> List[tuple]:
+    """(name, passed, message) of every check."""
+    results = []
+    for name, check in CHECKS.items():
+        problems, summary = check(scan)
+        results.append((name, not problems, summary if not problems else _listing(list(problems))))
+    return results
+
+
+def decode_examples(root: str, manifest: dict, count: int, out_dir: str, seed: int = 0) -> List[str]:
+    """Decodes ``count`` random examples' codes to WAVs in ``out_dir`` with the manifest's codec."""
+    import soundfile
+    from schemas.webdataset import read_samples
+    from transforms.codec import CodecSettings, load_codec
+    codec = manifest['codec']
+    weights = codec['weights']
+    kind, _, detail = weights.partition(':')
+    if kind == 'random':
+        settings = CodecSettings(name=codec['name'], weights='random', seed=int(detail),
+                                 backend=codec.get('backend', 'transformers'), device='cpu')
+    else:
+        path = detail if detail and not detail.startswith('facebook/') else None
+        settings = CodecSettings(name=codec['name'], weights='pretrained', path=path,
+                                 backend=codec.get('backend', 'transformers'), device='cpu')
+    shards = [(split, s['path']) for split, fmt, s in _listed_shards(manifest) if fmt == 'webdataset']
+    keys = sorted((split, path, i) for split, path in shards
+                  for i in range(next(s['examples'] for _, f, s in _listed_shards(manifest) if s['path'] == path)))
+    chosen = set(random.Random(seed).sample(keys, min(count, len(keys))))
+    model = load_codec(settings)
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for split, path in shards:
+        wanted = {i for s, p, i in chosen if p == path}
+        for i, sample in enumerate(read_samples(join(root, path)) if wanted else ()):
+            if i not in wanted:
+                continue
+            meta = sample['json']
+            for name in CODE_FIELDS:
+                scale = meta.get(f'{name}_scale')
+                audio = model.decode(sample[f'{name}.npy'][None], None if scale is None else [scale])[0]
+                out = os.path.join(out_dir, f'{split}-{sample["__key__"]}-{name}.wav')
+                soundfile.write(out, audio.T, codec['sample_rate_hz'], subtype='PCM_16')
+                written.append(out)
+    return written
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='python -m pipelines.verify', description=__doc__.split('\n\n')[0])
+    parser.add_argument('dataset', help='Dataset root (the folder of manifest.json): local path, s3:// or gs://.')
+    parser.add_argument('--decode', type=int, default=0,
+                        help='Decode this many random examples back to audio with the manifest\'s codec. Default: 0.')
+    parser.add_argument('--decode-dir', default=None,
+                        help='Where the decoded WAVs go. Default: ./verify-decoded-<dataset name>.')
+    parser.add_argument('--seed', type=int, default=0, help='Seed of the choice of examples to decode. Default: 0.')
+    return parser
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    args = make_parser().parse_args(argv)
+    if args.decode < 0:
+        print('error: --decode must be 0 or more', file=sys.stderr)
+        return 2
+    if not FileSystems.exists(join(args.dataset, MANIFEST_NAME)):
+        print(f'FAIL  manifest: no {MANIFEST_NAME} under {args.dataset}')
+        print('TOTAL 1 check: 0 PASS, 1 FAIL')
+        return 1
+    results = run_checks(scan_dataset(args.dataset))
+    for name, passed, message in results:
+        print(f'{"PASS" if passed else "FAIL"}  {name}: {message}')
+    failed = sum(1 for _, passed, _ in results if not passed)
+    if args.decode and not failed:
+        name = os.path.basename(args.dataset.rstrip('/')) or 'dataset'
+        out_dir = args.decode_dir or f'verify-decoded-{name}'
+        written = decode_examples(args.dataset, read_manifest(args.dataset), args.decode, out_dir, args.seed)
+        print(f'decoded {len(written) // 2} example(s) to {len(written)} WAV(s) in {out_dir}')
+    elif args.decode:
+        print('not decoding: the dataset failed its checks')
+    print(f'TOTAL {len(results)} checks: {len(results) - failed} PASS, {failed} FAIL')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
