@@ -1,9 +1,11 @@
-"""Render: a planned song's distinct waveforms (clean targets, context mixes) and the
-skeletons of its examples.
+"""Render: a planned song's distinct waveforms (targets, context mixes) and the skeletons of
+its examples.
 
-A context mix is the sum of its stems times one gain that keeps it from clipping.
-Each distinct waveform is emitted once, with the windows some example needs, however
-many examples share it. Augmentation and distortion plug in here, per variant.
+A target is its stem, augmented for variants. A context is the sum of its stems, augmented
+like its target, scaled by one gain that keeps it from clipping, then distorted. Each
+distinct waveform is emitted once, with the windows some example needs, however many
+examples share it, and as soon as the last plan that uses it has been rendered, so a song
+never holds more than the waveforms still waiting for a window list.
 """
 import apache_beam as beam
 import numpy as np
@@ -13,21 +15,28 @@ from apache_beam.metrics import Metrics
 from schemas.ids import stable_id
 from schemas.records import ExampleMeta, PlannedSong, Waveform
 from schemas.taxonomy import instrument_of
+from transforms.augment import augment
+from transforms.distort import distort
 
 EXAMPLES = 'examples'
 MIX_HEADROOM = 0.99
 
 
+def headroom_gain(audio: np.ndarray) -> float:
+    """The gain that brings the peak to at most MIX_HEADROOM (1.0 when already below)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
+
+
 def mix_stems(audio: dict, names) -> tuple:
     """Sums stems and scales the sum so its peak is at most MIX_HEADROOM; returns (mix, gain)."""
     mix = np.sum([audio[n] for n in names], axis=0, dtype=np.float32)
-    peak = float(np.max(np.abs(mix))) if mix.size else 0.0
-    gain = min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
+    gain = headroom_gain(mix)
     return (mix * np.float32(gain)).astype(np.float32), gain
 
 
 class RenderFn(beam.DoFn):
-    """PlannedSong -> Waveform (main) and ExampleMeta (``examples``)."""
+    """PlannedSong -> Waveform (main) and (song_id, ExampleMeta) (``examples``)."""
 
     def __init__(self, spec, silence_db: float, codec_name: str, weights_id: str, frame_rate: float):
         self.spec = spec
@@ -38,48 +47,69 @@ class RenderFn(beam.DoFn):
         self.windows_silent = Metrics.counter(self.__class__, 'windows_silent')
         self.songs_all_silent = Metrics.counter(self.__class__, 'songs_all_windows_silent')
         self.songs_too_short = Metrics.counter(self.__class__, 'songs_too_short')
+        self.variants_too_short = Metrics.counter(self.__class__, 'variants_too_short')
 
-    def _wave_id(self, song_id, stems, variant):
-        return stable_id('waveform', song_id, sorted(stems), variant, self.spec.sample_rate_hz,
-                         self.spec.chunk, self.spec.hop, self.spec.keep_partial)
+    def _wave_id(self, song_id, stems, plan, distortion=()):
+        return stable_id('waveform', song_id, sorted(stems), plan.variant,
+                         None if plan.augmentation is None else plan.augmentation.to_dict(),
+                         [d.to_dict() for d in distortion], self.spec.sample_rate_hz, self.spec.chunk,
+                         self.spec.hop, self.spec.keep_partial)
+
+    def _context(self, song, plan):
+        stems = [song.audio[n] for n in plan.context] or [np.zeros_like(song.audio[plan.target])]  # whole mix
+        mix = augment(np.sum(stems, axis=0, dtype=np.float32),
+                      self.spec.sample_rate_hz, plan.augmentation)
+        gain = headroom_gain(mix)
+        mix = (mix * np.float32(gain)).astype(np.float32)
+        return distort(mix, self.spec.sample_rate_hz, plan.distortion), gain
 
     def process(self, planned: PlannedSong):
         song = planned.song
         if not self.spec.starts(song.num_samples):
             self.songs_too_short.inc()
             return
-        needed = {}       # waveform id -> set of windows
-        rendered = {}     # waveform id -> (audio, gain)
-        kept_by_target = {}
-        for target in sorted({p.target for p in planned.plans}):
-            wid = self._wave_id(song.ref.song_id, [target], 0)
-            kept, dropped = self.spec.non_silent(song.audio[target], self.silence_db)
-            self.windows_silent.inc(dropped)
-            kept_by_target[target] = kept
-            if kept:
-                rendered[wid] = (song.audio[target], 1.0)
-                needed[wid] = set(kept)
-        if not needed:
-            self.songs_all_silent.inc()
-            return
+        # Plans grouped by (target, variant); originals first. A context's last user is known
+        # from the plan alone, so it is emitted (and dropped) right after that group.
+        groups = {}
         for plan in planned.plans:
-            kept = kept_by_target[plan.target]
-            if not kept:
-                continue
-            cid = self._wave_id(song.ref.song_id, plan.context, plan.variant)
-            if cid not in rendered:
-                rendered[cid] = mix_stems(song.audio, plan.context)
-            needed.setdefault(cid, set()).update(kept)
-            for window in kept:
-                yield pvalue.TaggedOutput(EXAMPLES, (song.ref.song_id, self._meta(song, plan, cid, window,
-                                                                                   rendered[cid][1])))
-        for wid in sorted(needed):
-            yield Waveform(song_id=song.ref.song_id, waveform_id=wid, audio=rendered[wid][0],
-                           windows=tuple(sorted(needed[wid])), sample_rate_hz=self.spec.sample_rate_hz)
+            groups.setdefault((plan.variant, plan.target), []).append(plan)
+        last_user = {}
+        for key, plans in groups.items():
+            for plan in plans:
+                last_user[self._wave_id(song.ref.song_id, plan.context, plan, plan.distortion)] = key
+        pending, emitted_any = {}, False
+        for key in sorted(groups):
+            plans = groups[key]
+            target = augment(song.audio[plans[0].target], self.spec.sample_rate_hz, plans[0].augmentation)
+            kept, dropped = self.spec.non_silent(target, self.silence_db)
+            self.windows_silent.inc(dropped)
+            if not self.spec.starts(target.shape[-1]):
+                self.variants_too_short.inc()
+            target_id = self._wave_id(song.ref.song_id, [plans[0].target], plans[0])
+            if kept:
+                emitted_any = True
+                yield self._waveform(song, target_id, target, kept)
+            for plan in plans:
+                context_id = self._wave_id(song.ref.song_id, plan.context, plan, plan.distortion)
+                if kept:
+                    if context_id not in pending:
+                        pending[context_id] = (*self._context(song, plan), set())
+                    pending[context_id][2].update(kept)
+                    for window in kept:
+                        yield pvalue.TaggedOutput(EXAMPLES, (song.ref.song_id, self._meta(
+                            song, plan, context_id, target_id, window, pending[context_id][1])))
+                if last_user[context_id] == key and context_id in pending:
+                    audio, _, windows = pending.pop(context_id)
+                    yield self._waveform(song, context_id, audio, windows)
+        if not emitted_any:
+            self.songs_all_silent.inc()
 
-    def _meta(self, song, plan, context_id, window, gain) -> ExampleMeta:
+    def _waveform(self, song, waveform_id, audio, windows) -> Waveform:
+        return Waveform(song_id=song.ref.song_id, waveform_id=waveform_id, audio=audio,
+                        windows=tuple(sorted(windows)), sample_rate_hz=self.spec.sample_rate_hz)
+
+    def _meta(self, song, plan, context_id, target_id, window, gain) -> ExampleMeta:
         ref = song.ref
-        target_id = self._wave_id(ref.song_id, [plan.target], plan.variant)
         return ExampleMeta(
             example_id=stable_id('example', context_id, target_id, window, self.codec_name, self.weights_id),
             song_id=ref.song_id, artist=ref.artist, title=ref.title, source=ref.source, split=song.split,
@@ -88,7 +118,9 @@ class RenderFn(beam.DoFn):
             chunk_index=window, start_seconds=round(window * self.spec.hop / self.spec.sample_rate_hz, 6),
             duration_seconds=round(self.spec.chunk / self.spec.sample_rate_hz, 6), mix_gain=round(gain, 6),
             codec=self.codec_name, codec_weights=self.weights_id, frame_rate=self.frame_rate,
-            sample_rate_hz=self.spec.sample_rate_hz, context_waveform_id=context_id, target_waveform_id=target_id)
+            sample_rate_hz=self.spec.sample_rate_hz, context_waveform_id=context_id, target_waveform_id=target_id,
+            augmentation=None if plan.augmentation is None else plan.augmentation.to_dict(),
+            distortion=tuple(d.to_dict() for d in plan.distortion), **ref.example_fields(plan.target, plan.context))
 
 
 class Render(beam.PTransform):
