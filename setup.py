@@ -14,6 +14,7 @@ setup(
         'soundfile>=0.12.1',
         'soxr>=0.3.7',
         'pydub>=0.25',
+        'pyyaml>=6',
         'torch>=2.1',
         'transformers>=4.45,<6',
         'webdataset>=0.2.86',

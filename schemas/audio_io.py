@@ -3,8 +3,11 @@
 Audio is float32 numpy ``[channels, samples]``.
 """
 import io
+import json
 import os
 import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import soundfile as sf
@@ -83,6 +86,42 @@ def _decode_with_ffmpeg(data: bytes, name: str, max_seconds: float, sf_error: Ex
     samples = np.array(segment.get_array_of_samples(), dtype=np.float32)
     samples /= float(1 << (8 * segment.sample_width - 1))
     return np.ascontiguousarray(samples.reshape(-1, segment.channels).T), rate
+
+
+def decode_stream(data: bytes, stream: int, name: str, max_seconds: float):
+    """Decodes audio stream ``stream`` (0-based, audio streams only) of a multi-stream file
+    (a MUSDB18 ``.stem.mp4``) with ffmpeg. Returns ``(audio [channels, samples] float32, rate)``.
+
+    Raises:
+        AudioDecodeError: ffmpeg is missing, the stream does not exist or cannot be decoded.
+    """
+    if shutil.which('ffmpeg') is None or shutil.which('ffprobe') is None:
+        raise AudioDecodeError(f'{name}: decoding stream {stream} needs ffmpeg and ffprobe (apt-get install ffmpeg)')
+    # mp4 indexes may sit at the end of the file: ffmpeg needs a seekable file, not a pipe.
+    with tempfile.NamedTemporaryFile(suffix=os.path.splitext(name)[1] or '.bin') as handle:
+        handle.write(data)
+        handle.flush()
+        probe = _run(['ffprobe', '-v', 'error', '-select_streams', f'a:{stream}', '-show_entries',
+                      'stream=channels,sample_rate', '-of', 'json', handle.name], name, stream)
+        found = json.loads(probe or b'{}').get('streams') or []
+        if not found:
+            raise AudioDecodeError(f'{name}: has no audio stream {stream}')
+        channels, rate = int(found[0]['channels']), int(found[0]['sample_rate'])
+        raw = _run(['ffmpeg', '-v', 'error', '-nostdin', '-i', handle.name, '-map', f'0:a:{stream}',
+                    '-t', f'{max_seconds + 1:g}', '-f', 'f32le', '-acodec', 'pcm_f32le', 'pipe:1'], name, stream)
+    audio = np.frombuffer(raw, dtype=np.float32)
+    audio = np.ascontiguousarray(audio[:len(audio) // channels * channels].reshape(-1, channels).T)
+    return check_audio(audio, f'{name} (stream {stream})', rate, max_seconds), rate
+
+
+
+def _run(command, name: str, stream: int) -> bytes:
+    done = subprocess.run(command, capture_output=True, check=False)
+    if done.returncode != 0:
+        message = done.stderr.decode('utf-8', 'replace').strip().splitlines()
+        raise AudioDecodeError(f'{name}: cannot decode audio stream {stream} '
+                               f'({message[-1] if message else f"exit status {done.returncode}"})')
+    return done.stdout
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:

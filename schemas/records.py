@@ -45,6 +45,21 @@ class StemRef(_DictRecord):
     instrument: str        # canonical class
     member: str            # member name inside the archive, or file path of a folder song
     label: str             # the source's own name for it (the file name without extension)
+    summed_members: Tuple[str, ...] = ()   # further members mixed into this stem (MoisesDB tracks)
+    stream: Optional[int] = None           # audio stream index in a multi-stream file (MUSDB .stem.mp4)
+    source_labels: Tuple[str, ...] = ()    # the source's other names (Slakh inst_class, MoisesDB trackTypes)
+    has_bleed: Optional[bool] = None       # a track of it hears other instruments (MoisesDB)
+    donor: Optional[str] = None            # '<track>/<stem>' of the reserve track a filled stem comes from
+
+    @property
+    def members(self) -> Tuple[str, ...]:
+        """Every member whose audio makes up this stem (summed)."""
+        return (self.member,) + tuple(self.summed_members)
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """Every name the source gives this stem, finest first."""
+        return tuple(dict.fromkeys((self.label,) + tuple(self.source_labels)))
 
 
 @dataclass(frozen=True)
@@ -59,11 +74,27 @@ class SongRef(_DictRecord):
     content_sha256: str
     stems: Tuple[StemRef, ...] = ()
     skipped_members: Tuple[str, ...] = ()
+    source_split: Optional[str] = None   # the corpus' own split ('train', 'validation', 'test', 'omitted')
+    group_key: Optional[str] = None      # a source's own unit of splitting (Slakh: the Lakh MIDI UUID)
 
     @property
     def group(self) -> str:
-        """The unit of splitting: the artist when known, else the song."""
+        """The unit of splitting: the source's group when it has one, else the artist when known,
+        else the song."""
+        if self.group_key:
+            return self.group_key
         return f'artist:{self.artist}' if self.artist else f'song:{self.song_id}'
+
+    def example_fields(self, target: str, context) -> dict:
+        """The source's names of an example's stems, as ExampleMeta fields: the target's label(s),
+        the filled stems' donors and the stems recorded with bleed."""
+        stems = {s.instance: s for s in self.stems}
+        used = [stems[n] for n in (target, *context) if n in stems]
+        found = stems.get(target)
+        return dict(target_label=found.label if found else None,
+                    target_labels=found.labels if found else (),
+                    donors=tuple(f'{s.instance}<-{s.donor}' for s in used if s.donor),
+                    bleed_stems=tuple(s.instance for s in used if s.has_bleed))
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,37 @@ CANONICAL_ALIASES = {
     'strings': ('strings', 'string', 'violin', 'violins', 'viola', 'cello', 'cellos', 'contrabass'),
     'brass': ('brass', 'trumpet', 'trumpets', 'trombone', 'trombones', 'horn', 'horns', 'tuba'),
     'other': ('other',),
+    'mix': (),   # a whole mix (--source=folders); never named by a stem's file name
 }
 CANONICAL_CLASSES = tuple(CANONICAL_ALIASES)
+WHOLE_MIX = 'mix'
+
+# Each corpus' own stem labels -> canonical class, keyed by normalize_label(). A corpus label not
+# listed here falls back to the stem-name aliases above (classify_stem).
+SOURCE_LABELS = {
+    # Slakh2100 inst_class: the General MIDI program families (both spellings of Sound Effects).
+    'slakh': {
+        'piano': 'piano', 'chromatic percussion': 'perc', 'organ': 'piano', 'guitar': 'guitar',
+        'bass': 'bass', 'strings': 'strings', 'strings (continued)': 'strings', 'ensemble': 'strings',
+        'brass': 'brass', 'reed': 'winds', 'pipe': 'winds', 'synth lead': 'synth', 'synth pad': 'synth',
+        'synth effects': 'synth', 'sound effects': 'fx', 'ethnic': 'other', 'percussive': 'perc',
+        'drums': 'drums',
+    },
+    # MUSDB18 stem names (the mixture is not a stem).
+    'musdb': {'drums': 'drums', 'bass': 'bass', 'other': 'other', 'vocals': 'vocals'},
+    # MoisesDB stemName.
+    'moisesdb': {
+        'bass': 'bass', 'bowed strings': 'strings', 'drums': 'drums', 'guitar': 'guitar',
+        'other': 'other', 'other keys': 'piano', 'other plucked': 'other', 'percussion': 'perc',
+        'piano': 'piano', 'vocals': 'vocals', 'wind': 'winds',
+    },
+}
+# General MIDI program families in program order (8 programs each), spelled as Slakh's inst_class
+# (GM's Synth Effects is 'Sound Effects', GM's Sound Effects 'Sound effects'): the class when a
+# track's metadata lacks inst_class; program 128 is Slakh's drum kit.
+GM_FAMILIES = ('Piano', 'Chromatic Percussion', 'Organ', 'Guitar', 'Bass', 'Strings', 'Strings (continued)',
+               'Brass', 'Reed', 'Pipe', 'Synth Lead', 'Synth Pad', 'Sound Effects', 'Ethnic', 'Percussive',
+               'Sound effects')
 RHYTHM_SECTION = ('drums', 'bass', 'perc')
 
 _ALIAS_TO_CLASS = {alias: cls for cls, aliases in CANONICAL_ALIASES.items() for alias in aliases}
@@ -68,3 +97,40 @@ def instance_names(classes: list) -> list:
 def instrument_of(instance: str) -> str:
     """'guitar#2' -> 'guitar'."""
     return instance.split('#', 1)[0]
+
+
+def normalize_label(label) -> str:
+    """A corpus label as a lookup key: lower case, '_' and '-' as spaces, single spaces."""
+    return ' '.join(str(label).lower().replace('_', ' ').replace('-', ' ').split())
+
+
+def classify_source_label(source: str, label, fallback_names=()) -> str:
+    """Maps a corpus' own label (Slakh inst_class, MUSDB stem name, MoisesDB stemName) to a
+    canonical class: the corpus' table first, then each fallback name in the table, then the
+    stem-name aliases of the label and the fallback names; 'other' when nothing matches.
+
+    Raises:
+        ValueError: ``source`` has no label table.
+    """
+    if source not in SOURCE_LABELS:
+        raise ValueError(f'no label table for source {source!r}; known: {sorted(SOURCE_LABELS)}')
+    table = SOURCE_LABELS[source]
+    names = [n for n in (label, *fallback_names) if n]
+    for name in names:
+        if normalize_label(name) in table:
+            return table[normalize_label(name)]
+    for name in names:
+        found = classify_stem(str(name))
+        if found != 'other':
+            return found
+    return 'other'
+
+
+def gm_family(program) -> str:
+    """Slakh's inst_class of a MIDI program number (0-127; 128 = drums)."""
+    program = int(program)
+    if program == 128:
+        return 'Drums'
+    if not 0 <= program < 128:
+        raise ValueError(f'MIDI program {program} is outside 0-128')
+    return GM_FAMILIES[program // 8]

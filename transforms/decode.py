@@ -1,13 +1,21 @@
-"""LoadStems: decode a song's stems, convert channels, resample, align, mark silence."""
+"""LoadStems: decode a song's stems, convert channels, resample, align, mark silence.
+
+A stem is one member, the sum of several (MoisesDB's tracks), or one audio stream of a
+multi-stream file (MUSDB18's .stem.mp4). Stems filled from a reserve track are fitted to
+the song after its own stems are aligned.
+"""
+import posixpath
+
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from schemas.audio_io import decode_audio, peak_dbfs, resample, to_channels
+from schemas.audio_io import decode_audio, decode_stream, peak_dbfs, resample, to_channels
 from schemas.records import LoadedSong, SongRef
 from transforms.failures import FAILED, INPUT_ERRORS, InputError, failure
-from transforms.sources.archive import open_song
+from transforms.fill import fit_donor, reference_level
+from transforms.sources.archive import member_label, open_song
 
 STAGE = 'decode'
 
@@ -47,24 +55,45 @@ class LoadStemsFn(beam.DoFn):
         except INPUT_ERRORS as e:
             yield failure(STAGE, ref.input_path, e, ref.song_id)
             return
-        audio, notes = {}, []
+        audio, donors, notes = {}, {}, []
         for stem in ref.stems:
-            where = f'{ref.input_path}::{stem.member}' if ref.container == 'zip' else stem.member
-            try:
-                audio[stem.instance], note = self._load(container.read(stem.member), stem.label)
-            except INPUT_ERRORS as e:
-                yield failure(STAGE, where, e, ref.song_id)
+            loaded = yield from self._load_stem(container, ref, stem)
+            if loaded is None:
                 continue
-            self.stems_decoded.inc()
-            if note:
-                notes.append(note)
+            (donors if stem.donor else audio)[stem.instance] = loaded[0]
+            notes.extend(loaded[1])
         if not audio:
             self.songs_no_audio.inc()
             return
-        yield self._align(ref, audio, tuple(notes))
+        yield self._align(ref, audio, donors, tuple(notes))
 
-    def _load(self, data: bytes, label: str):
-        samples, rate = decode_audio(data, label, self.max_song_seconds)
+    def _load_stem(self, container, ref: SongRef, stem):
+        """Decodes a stem's members and sums them; on a bad member, yields its failure and
+        returns None (the stem is dropped, the song goes on)."""
+        parts, notes = [], []
+        for member in stem.members:
+            name = stem.label if len(stem.members) == 1 and stem.stream is None else member_label(member)
+            try:
+                samples, note = self._load(container.read(member), name, stem.stream, member)
+            except INPUT_ERRORS as e:
+                yield failure(STAGE, self._where(ref, member, stem.stream), e, ref.song_id)
+                return None
+            parts.append(samples)
+            notes.extend([note] if note else [])
+        self.stems_decoded.inc()
+        return sum_padded(parts), notes
+
+    @staticmethod
+    def _where(ref: SongRef, member: str, stream) -> str:
+        where = f'{ref.input_path}::{member}' if ref.container == 'zip' else member
+        return where if stream is None else f'{where}::stream{stream}'
+
+    def _load(self, data: bytes, label: str, stream=None, member: str = ''):
+        if stream is None:
+            samples, rate = decode_audio(data, label, self.max_song_seconds)
+        else:
+            samples, rate = decode_stream(data, stream, posixpath.basename(member.replace('\\', '/')),
+                                          self.max_song_seconds)
         note = None
         if samples.shape[0] > 2:
             self.stems_downmixed.inc()
@@ -74,17 +103,30 @@ class LoadStemsFn(beam.DoFn):
             raise InputError(f'{label}: too short to resample (0 samples at {self.sample_rate_hz} Hz)')
         return samples, note
 
-    def _align(self, ref: SongRef, audio: dict, notes: tuple) -> LoadedSong:
+    def _align(self, ref: SongRef, audio: dict, donors: dict, notes: tuple) -> LoadedSong:
+        """Pads the song's own stems to the longest; fits donor stems (from --fill-missing=reserve)
+        to that length and to the level of the song's own stems."""
         length = max(a.shape[-1] for a in audio.values())
         padded = {}
         for name, samples in audio.items():
             if samples.shape[-1] < length:
                 padded[name] = round((length - samples.shape[-1]) / self.sample_rate_hz, 6)
                 audio[name] = np.pad(samples, ((0, 0), (0, length - samples.shape[-1])))
+        own_level = reference_level(list(audio.values()))
+        for name, samples in donors.items():
+            audio[name] = fit_donor(samples, length, own_level)
         silent = tuple(name for name, samples in audio.items() if peak_dbfs(samples) < self.silent_peak_db)
         self.stems_silent.inc(len(silent))
         return LoadedSong(ref=ref, sample_rate_hz=self.sample_rate_hz, audio=audio, silent=silent,
                           padded_seconds=padded, notes=notes)
+
+
+def sum_padded(parts) -> np.ndarray:
+    """Sums ``[channels, samples]`` arrays, padding the shorter ones with silence."""
+    if len(parts) == 1:
+        return parts[0]
+    length = max(p.shape[-1] for p in parts)
+    return np.sum([np.pad(p, ((0, 0), (0, length - p.shape[-1]))) for p in parts], axis=0, dtype=np.float32)
 
 
 class LoadStems(beam.PTransform):

@@ -1,4 +1,5 @@
-"""AssignSplit: train/validation/test by a stable hash of the song's group (artist, else song).
+"""AssignSplit: train/validation/test by a stable hash of the song's group (the source's group,
+else the artist, else the song), or the corpus' own split with ``--split-from=source``.
 
 The split is a function of the group alone (not of the seed), so every song of an
 artist, and every example and augmentation of those songs, lands in one split, in
@@ -11,7 +12,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import stable_fraction
-from schemas.records import LoadedSong
+from schemas.records import LoadedSong, SongRef
 
 SPLITS = ('train', 'validation', 'test')
 
@@ -39,28 +40,46 @@ def split_of(group: str, ratios: tuple) -> str:
     return next(name for name, ratio in reversed(list(zip(SPLITS, ratios))) if ratio > 0)
 
 
+# A corpus' own split folders -> ours; Slakh's omitted/ tracks (read with --include-omitted) train.
+SOURCE_SPLITS = {'train': 'train', 'validation': 'validation', 'test': 'test', 'omitted': 'train'}
+
+
+def song_split(ref: SongRef, ratios: tuple, split_from: str = 'hash') -> str:
+    """The split of a song: its corpus' own split with ``split_from='source'`` (when the source
+    gave one), else the stable hash of its group."""
+    if split_from == 'source' and ref.source_split in SOURCE_SPLITS:
+        return SOURCE_SPLITS[ref.source_split]
+    return split_of(ref.group, ratios)
+
+
 class SplitOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         parser.add_argument('--split-ratios', default='0.82,0.12,0.06',
                             help='train,validation,test ratios, split by artist (song when no artist). '
                                  'Default: 0.82,0.12,0.06.')
+        parser.add_argument('--split-from', default='hash', choices=['hash', 'source'],
+                            help='hash: split by a stable hash of each group (--split-ratios). source: keep '
+                                 'the corpus\' own splits (Slakh train/validation/test folders; MUSDB train/'
+                                 'test with its 14 standard validation tracks). Default: hash.')
 
 
 class AssignSplitFn(beam.DoFn):
-    def __init__(self, ratios: tuple):
+    def __init__(self, ratios: tuple, split_from: str = 'hash'):
         self.ratios = ratios
+        self.split_from = split_from
 
     def process(self, song: LoadedSong):
-        split = split_of(song.ref.group, self.ratios)
+        split = song_split(song.ref, self.ratios, self.split_from)
         Metrics.counter(self.__class__, f'songs_{split}').inc()
         yield dataclasses.replace(song, split=split)
 
 
 class AssignSplit(beam.PTransform):
-    def __init__(self, ratios: tuple):
+    def __init__(self, ratios: tuple, split_from: str = 'hash'):
         super().__init__()
         self.ratios = ratios
+        self.split_from = split_from
 
     def expand(self, songs):
-        return songs | 'SplitByGroup' >> beam.ParDo(AssignSplitFn(self.ratios))
+        return songs | 'SplitByGroup' >> beam.ParDo(AssignSplitFn(self.ratios, self.split_from))

@@ -92,9 +92,28 @@ class FolderSong:
         return read_bounded(member, self.limit_bytes)
 
 
+class FileSet:
+    """A song whose members are files named by their full paths, wherever they are (the corpus
+    layouts: Slakh's stems/ folder, a MUSDB .stem.mp4, MoisesDB's per-stem folders). Nothing is
+    listed; each member is read bounded."""
+
+    def __init__(self, path: str, limit_bytes: int):
+        self.path = path
+        self.limit_bytes = limit_bytes
+        self.members = []
+
+    def read(self, member: str) -> bytes:
+        return read_bounded(member, self.limit_bytes)
+
+
+CONTAINERS = {'zip': ZipSong, 'folder': FolderSong, 'files': FileSet}
+
+
 def open_song(container: str, path: str, limit_bytes: int):
-    """Opens a song's container: 'zip' (an archive) or 'folder'."""
-    return ZipSong(path, limit_bytes) if container == 'zip' else FolderSong(path, limit_bytes)
+    """Opens a song's container: 'zip' (an archive), 'folder' (its files) or 'files' (members by path)."""
+    if container not in CONTAINERS:
+        raise ValueError(f'unknown song container {container!r}; known: {sorted(CONTAINERS)}')
+    return CONTAINERS[container](path, limit_bytes)
 
 
 def member_label(member: str) -> str:

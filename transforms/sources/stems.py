@@ -6,7 +6,6 @@ import posixpath
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import stable_id
 from schemas.records import SongRef, StemRef
@@ -15,19 +14,6 @@ from transforms.failures import FAILED, INPUT_ERRORS, InputError, failure
 from transforms.sources.archive import audio_members, member_label, open_song
 
 STAGE = 'read'
-
-
-class SourceOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument('--source', default='stems', choices=['stems'],
-                            help='Input layout. stems: <input>/<artist>/<song>.zip or '
-                                 '<input>/<artist>/<song>/ folders of stems. Default: stems.')
-        parser.add_argument('--input', default=None,
-                            help='Input folder or URL (local path, s3://, gs://). Required unless --demo.')
-        parser.add_argument('--max-uncompressed-mb', type=float, default=2048,
-                            help='Largest decompressed size of one song (all its members), in MiB. '
-                                 'Default: 2048.')
 
 
 def _split_path(input_root: str, path: str):
@@ -103,11 +89,18 @@ class ReadStemArchives(beam.PTransform):
 
     Outputs a tuple with ``songs`` (SongRef) and ``failed`` (FailedRecord).
     """
+    LAYOUT = '<input>/<artist>/<song>.zip or <input>/<artist>/<song>/ folders'
+    HAS_SPLITS = False
+    FILLABLE = False    # members live inside each song's archive
 
     def __init__(self, input_root: str, max_uncompressed_mb: float = 2048):
         super().__init__()
         self.input_root = input_root
         self.limit_bytes = int(max_uncompressed_mb * 2**20)
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(args.input, args.max_uncompressed_mb)
 
     def expand(self, pbegin):
         return (pbegin
