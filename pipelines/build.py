@@ -22,9 +22,10 @@ from transforms.codec import CodecSettings
 from transforms.decode import LoadStems
 from transforms.encode import EncodeChunks
 from transforms.failures import FAILED
+from transforms.fill import FillMissing
 from transforms.plan import PlanExamples, parse_targets
 from transforms.render import EXAMPLES, Render
-from transforms.sources.stems import ReadStemArchives
+from transforms.sources.registry import check_source_options, source_class
 from transforms.split import AssignSplit, parse_ratios
 from transforms.write import WriteDataset
 
@@ -74,11 +75,16 @@ def build_graph(pipeline, args, codec: CodecSettings):
     spec = codec.spec
     window = WindowSpec(args.chunk_seconds, args.hop_seconds, args.encode_margin_seconds,
                         spec.sample_rate_hz, spec.hop_length, args.keep_partial)
-    source = pipeline | 'ReadStemArchives' >> ReadStemArchives(args.input, args.max_uncompressed_mb)
-    loaded = source.songs | 'LoadStems' >> LoadStems(spec.sample_rate_hz, spec.channels, args.max_song_seconds,
+    check_source_options(args)
+    reader = source_class(args.source)
+    source = pipeline | reader.__name__ >> reader.from_args(args)
+    songs = source.songs | 'FillMissing' >> FillMissing(
+        args.fill_missing, parse_targets(args.target_stem), args.reserve_fraction, parse_ratios(args.split_ratios),
+        args.split_from, args.seed)
+    loaded = songs | 'LoadStems' >> LoadStems(spec.sample_rate_hz, spec.channels, args.max_song_seconds,
                                                        args.max_uncompressed_mb, args.silent_peak_db)
     rendered = (loaded.songs
-                | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios))
+                | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios), args.split_from)
                 | 'PlanExamples' >> PlanExamples(parse_targets(args.target_stem), args.assortments,
                                                  args.max_context_stems, args.seed)
                 | 'Render' >> Render(window, args.silence_db, codec.name, codec.weights_id, spec.frame_rate))
@@ -121,7 +127,7 @@ def summarize(manifest: dict, metrics: dict, output: str) -> list:
     get = lambda name: int(metrics.get(name, 0))
     lines = [f'dataset: {output}',
              f'codec: {manifest["codec"]["name"]} weights={manifest["codec"]["weights"]}',
-             f'songs read: {get("ReadSongRefFn.songs_read")}']
+             f'songs read: {songs_read(metrics)}']
     no_examples = {reason: get(f'{fn}.songs_{reason}') for fn, reason in (
         ('LoadStemsFn', 'no_audio'), ('PlanExamplesFn', 'no_target'), ('PlanExamplesFn', 'no_context'),
         ('RenderFn', 'too_short'), ('RenderFn', 'all_windows_silent'))}
@@ -132,6 +138,11 @@ def summarize(manifest: dict, metrics: dict, output: str) -> list:
                      f'{stats["audio_seconds"]:.1f} s of audio, '
                      f'{len(stats["shards"].get("webdataset", []))} shard(s)')
     lines.append(f'windows dropped as silent: {get("RenderFn.windows_silent")}')
+    missing = {n.split('songs_missing_', 1)[1]: int(v) for n, v in sorted(metrics.items()) if '.songs_missing_' in n}
+    if missing or get('SetAsideReserveFn.songs_reserved'):
+        lines.append(f'songs lacking a target class: {", ".join(f"{k}={v}" for k, v in missing.items()) or "none"}; '
+                     f'reserve: {get("SetAsideReserveFn.songs_reserved")} song(s) set aside, '
+                     f'{get("FillFromReserveFn.stems_filled")} stem(s) filled')
     errors = manifest['errors']
     lines.append(f'errors: {errors["total"]} ({", ".join(f"{k}={v}" for k, v in errors["by_stage"].items()) or "none"})'
                  + (f' -> {join(output, errors["path"])}' if errors['total'] else ''))
@@ -141,9 +152,15 @@ def summarize(manifest: dict, metrics: dict, output: str) -> list:
     return lines
 
 
-def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_path: str) -> str:
-    if not metrics.get('ReadSongRefFn.songs_read') and not errors:
-        return f'no songs found under {input_path} (expected <artist>/<song>.zip or <artist>/<song>/ folders)'
+def songs_read(metrics: dict) -> int:
+    """Songs the source read, whichever source it was."""
+    return int(sum(v for name, v in metrics.items() if name.endswith('.songs_read')))
+
+
+def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_path: str,
+                          layout: str = '<artist>/<song>.zip or <artist>/<song>/ folders') -> str:
+    if not songs_read(metrics) and not errors:
+        return f'no songs found under {input_path} (expected {layout})'
     stages = manifest['errors']['by_stage']
     reasons = [f'{len(errors)} error(s) ({", ".join(f"{k}={v}" for k, v in stages.items())})'] if errors else []
     reasons += [f'{name.split(".")[-1]}={int(v)}' for name, v in sorted(metrics.items())
@@ -168,7 +185,8 @@ def run(argv=None) -> BuildResult:
     for line in summarize(manifest, metrics, args.output):
         print(line)
     if manifest['totals']['examples'] == 0:
-        raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input))
+        raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input,
+                                                 source_class(args.source).LAYOUT))
     return BuildResult(output=args.output, manifest=manifest, counters=metrics)
 
 

@@ -11,7 +11,10 @@ from transforms.chunk import ChunkOptions
 from transforms.decode import DecodeOptions
 from transforms.encode import EncodeOptions
 from transforms.plan import PlanOptions
-from transforms.sources.stems import SourceOptions
+from transforms.fill import FillOptions
+from transforms.sources.moisesdb import MoisesDbOptions
+from transforms.sources.registry import SourceOptions
+from transforms.sources.slakh import SlakhOptions
 from transforms.split import SplitOptions
 from transforms.write import WriteOptions
 
@@ -30,7 +33,7 @@ class BuildOptions(PipelineOptions):
                             help='Global seed of every random choice (and of random codec weights). Default: 0.')
 
 
-STAGE_OPTIONS = (BuildOptions, SourceOptions, DecodeOptions, SplitOptions, PlanOptions, ChunkOptions,
+STAGE_OPTIONS = (BuildOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions, DecodeOptions, SplitOptions, PlanOptions, ChunkOptions,
                  EncodeOptions, WriteOptions)
 
 

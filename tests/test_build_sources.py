@@ -3,7 +3,6 @@ import glob
 import os
 
 import pyarrow.parquet as pq
-import pytest
 
 from pipelines.build import main, run
 from pipelines.verify import run_checks, scan_dataset

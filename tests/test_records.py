@@ -35,3 +35,18 @@ def test_example_meta_round_trip():
                        mix_gain=0.8, codec='encodec_32khz', codec_weights='random:0', frame_rate=50.0,
                        sample_rate_hz=32000, context_waveform_id='c', target_waveform_id='t', context_scale=None)
     _round_trip(meta)
+
+
+def test_corpus_fields_round_trip_and_group():
+    stem = StemRef(instance='guitar', instrument='guitar', member='/m/a.wav', label='guitar',
+                   summed_members=('/m/b.wav',), stream=None, source_labels=('clean_electric_guitar',),
+                   has_bleed=True, donor='Track00001/S02')
+    _round_trip(stem)
+    assert stem.members == ('/m/a.wav', '/m/b.wav') and stem.labels == ('guitar', 'clean_electric_guitar')
+    song = SongRef(song_id='abc', artist='A', title='T', source='slakh', input_path='/x', container='files',
+                   content_sha256='00', stems=(stem,), source_split='omitted', group_key='lmd:u1')
+    _round_trip(song)
+    assert song.group == 'lmd:u1'
+    assert song.example_fields('guitar', ()) == {
+        'target_label': 'guitar', 'target_labels': ('guitar', 'clean_electric_guitar'),
+        'donors': ('guitar<-Track00001/S02',), 'bleed_stems': ('guitar',)}
