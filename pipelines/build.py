@@ -23,7 +23,7 @@ from transforms.decode import LoadStems
 from transforms.encode import EncodeChunks
 from transforms.failures import FAILED
 from transforms.fill import FillMissing
-from transforms.plan import PlanExamples, parse_targets
+from transforms.plan import PlanExamples, parse_labels, parse_targets
 from transforms.render import EXAMPLES, Render
 from transforms.sources.registry import check_source_options, source_class
 from transforms.split import AssignSplit, parse_ratios
@@ -86,7 +86,8 @@ def build_graph(pipeline, args, codec: CodecSettings):
     rendered = (loaded.songs
                 | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios), args.split_from)
                 | 'PlanExamples' >> PlanExamples(parse_targets(args.target_stem), args.assortments,
-                                                 args.max_context_stems, args.seed)
+                                                 args.max_context_stems, args.seed,
+                                                 labels=parse_labels(args.target_label))
                 | 'Render' >> Render(window, args.silence_db, codec.name, codec.weights_id, spec.frame_rate))
     encoded = (rendered.waveforms
                | 'Chunk' >> Chunk(window, keep_audio=args.write_audio)

@@ -17,6 +17,8 @@ SCHEMA = pa.schema([
     ('codec_weights', pa.string()), ('frame_rate', pa.float64()), ('sample_rate_hz', pa.int32()),
     ('context_waveform_id', pa.string()), ('target_waveform_id', pa.string()),
     ('context_scale', pa.float64()), ('target_scale', pa.float64()),
+    ('target_label', pa.string()), ('target_labels', pa.list_(pa.string())), ('donors', pa.list_(pa.string())),
+    ('bleed_stems', pa.list_(pa.string())),
     ('context_codes', CODES_TYPE), ('target_codes', CODES_TYPE),
 ])
 

@@ -207,6 +207,10 @@ class ExampleMeta(_DictRecord):
     target_waveform_id: str
     context_scale: Optional[float] = None
     target_scale: Optional[float] = None
+    target_label: Optional[str] = None           # the source's own name of the target stem
+    target_labels: Tuple[str, ...] = ()          # every source name of it (Slakh program and inst_class)
+    donors: Tuple[str, ...] = ()                 # 'instance<-track/stem' of stems filled from the reserve
+    bleed_stems: Tuple[str, ...] = ()            # stems of the example recorded with bleed
 
 
 @dataclass(frozen=True)

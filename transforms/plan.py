@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import seeded_rng
 from schemas.records import ExamplePlan, LoadedSong, PlannedSong
-from schemas.taxonomy import CANONICAL_CLASSES, RHYTHM_SECTION, instrument_of
+from schemas.taxonomy import CANONICAL_CLASSES, RHYTHM_SECTION, WHOLE_MIX, instrument_of, normalize_label
 
 MAX_STEMS_FOR_ASSORTMENTS = 64
 
@@ -28,6 +28,22 @@ class PlanOptions(PipelineOptions):
                             help='Most context assortments per target instance. Default: 8.')
         parser.add_argument('--max-context-stems', type=int, default=3,
                             help='Most stems mixed into one context. Default: 3.')
+        parser.add_argument('--target-label', action='append', default=None,
+                            help='Only targets the source itself names so (Slakh program or inst_class such '
+                                 'as "Distortion Guitar", MUSDB stem, MoisesDB stemName or trackType, folder '
+                                 'name); case, "_" and "-" do not matter; repeatable, combined with '
+                                 '--target-stem. Default: any.')
+
+
+def parse_labels(values) -> tuple:
+    """--target-label values as normalised labels (repeatable; '|' separates several in one)."""
+    return tuple(dict.fromkeys(normalize_label(v) for value in values or () for v in value.split('|') if v.strip()))
+
+
+def has_label(song: LoadedSong, instance: str, labels: tuple) -> bool:
+    """Whether the source names the stem ``instance`` by one of ``labels`` (normalised)."""
+    stem = next((s for s in song.ref.stems if s.instance == instance), None)
+    return stem is not None and any(normalize_label(label) in labels for label in stem.labels)
 
 
 def parse_targets(values) -> tuple:
@@ -55,10 +71,13 @@ def choose_assortments(candidates, count: int, max_stems: int, rng) -> list:
     return chosen
 
 
-def plan_song(song: LoadedSong, targets: tuple, assortments: int, max_context_stems: int, seed: int):
-    """The ExamplePlans of a song and, when there are none, why (else None)."""
+def plan_song(song: LoadedSong, targets: tuple, assortments: int, max_context_stems: int, seed: int,
+              labels: tuple = ()):
+    """The ExamplePlans of a song and, when there are none, why (else None). A whole mix (the one
+    stem of a folder song) is planned with an empty context."""
     usable = [name for name in song.audio if name not in song.silent]
-    wanted = [n for n in usable if not targets or instrument_of(n) in targets]
+    wanted = [n for n in usable if (not targets or instrument_of(n) in targets)
+              and (not labels or has_label(song, n, labels))]
     if not wanted:
         return (), 'no_target'
     if len(usable) > MAX_STEMS_FOR_ASSORTMENTS:
@@ -66,6 +85,8 @@ def plan_song(song: LoadedSong, targets: tuple, assortments: int, max_context_st
     plans = []
     for target in sorted(wanted):
         candidates = [n for n in usable if n != target]
+        if not candidates and instrument_of(target) == WHOLE_MIX:
+            plans.append(ExamplePlan(target=target, context=(), assortment=0))
         rng = seeded_rng(seed, 'assortments', song.ref.song_id, target)
         for index, context in enumerate(choose_assortments(candidates, assortments, max_context_stems, rng)):
             plans.append(ExamplePlan(target=target, context=context, assortment=index))
@@ -73,16 +94,18 @@ def plan_song(song: LoadedSong, targets: tuple, assortments: int, max_context_st
 
 
 class PlanExamplesFn(beam.DoFn):
-    def __init__(self, targets: tuple, assortments: int, max_context_stems: int, seed: int):
+    def __init__(self, targets: tuple, assortments: int, max_context_stems: int, seed: int, labels: tuple = ()):
         if assortments < 1 or max_context_stems < 1:
             raise ValueError('--assortments and --max-context-stems must be at least 1')
         self.targets = targets
         self.assortments = assortments
         self.max_context_stems = max_context_stems
         self.seed = seed
+        self.labels = labels
 
     def process(self, song: LoadedSong):
-        plans, why_none = plan_song(song, self.targets, self.assortments, self.max_context_stems, self.seed)
+        plans, why_none = plan_song(song, self.targets, self.assortments, self.max_context_stems, self.seed,
+                                    labels=self.labels)
         if why_none:
             Metrics.counter(self.__class__, f'songs_{why_none}').inc()
             return
@@ -91,9 +114,9 @@ class PlanExamplesFn(beam.DoFn):
 
 
 class PlanExamples(beam.PTransform):
-    def __init__(self, targets, assortments=8, max_context_stems=3, seed=0):
+    def __init__(self, targets, assortments=8, max_context_stems=3, seed=0, labels=()):
         super().__init__()
-        self.fn = PlanExamplesFn(targets, assortments, max_context_stems, seed)
+        self.fn = PlanExamplesFn(targets, assortments, max_context_stems, seed, labels)
 
     def expand(self, songs):
         return songs | 'PlanPerSong' >> beam.ParDo(self.fn)
