@@ -6,6 +6,7 @@ backend for the 24/48 kHz models. ``random`` weights build the same architecture
 from a seed and seed each codebook from encoder frames of a generated calibration
 signal (see ``codec_calibration``), so codes vary with the audio.
 """
+import contextlib
 import dataclasses
 import logging
 import math
@@ -74,6 +75,7 @@ class CodecSettings:
     backend: str = 'transformers'        # 'transformers' | 'encodec'
     device: str = 'auto'
     torch_threads: int = 0               # 0: leave torch's default
+    precision: str = 'fp32'              # 'fp32' | 'bf16' | 'fp16' (autocast)
 
     def __post_init__(self):
         if self.name not in CODECS:
@@ -86,6 +88,8 @@ class CodecSettings:
             raise ValueError(f'--codec-backend=encodec serves encodec_24khz and encodec_48khz, not {self.name}')
         if self.device not in ('auto', 'cpu', 'cuda') and not self.device.startswith('cuda:'):
             raise ValueError(f"--device={self.device!r}: choose auto, cpu or cuda")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'--codec-precision={self.precision!r}: choose one of {sorted(PRECISIONS)}')
 
     @property
     def spec(self) -> CodecSpec:
@@ -100,6 +104,9 @@ class CodecSettings:
 
     def replace(self, **changes) -> 'CodecSettings':
         return dataclasses.replace(self, **changes)
+
+
+PRECISIONS = {'fp32': None, 'bf16': 'bfloat16', 'fp16': 'float16'}
 
 
 def _torch():
@@ -144,13 +151,25 @@ class TransformersEncodec:
         self.model = model.eval().to(self.device)
         self.torch = torch
 
-    def encode(self, batch: np.ndarray):
+    def autocast(self):
+        """The precision context of a forward pass: autocast for bf16/fp16, nothing for fp32."""
+        dtype = PRECISIONS[self.settings.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return self.torch.autocast(device_type=self.device.split(':')[0], dtype=getattr(self.torch, dtype))
+
+    def encode(self, batch: np.ndarray, lengths=None):
         """``[batch, channels, samples]`` float32 -> (codes int64 ``[batch, codebooks, frames]``,
-        scales ``[batch]`` or None)."""
+        scales ``[batch]`` or None). ``lengths``: each item's real length when the batch is padded."""
         torch = self.torch
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-            out = self.model.encode(x, bandwidth=self.spec.bandwidth_kbps)
+            mask = None
+            if lengths is not None:
+                mask = (torch.arange(x.shape[-1], device=self.device)[None, :] <
+                        torch.as_tensor(lengths, device=self.device)[:, None])
+                mask = mask[:, None, :].expand(-1, x.shape[1], -1)
+            out = self.model.encode(x, padding_mask=mask, bandwidth=self.spec.bandwidth_kbps)
             codes = out.audio_codes[0].cpu().numpy()
             scale = out.audio_scales[0]
             scales = None if scale is None else scale.reshape(-1).float().cpu().numpy()
@@ -193,9 +212,9 @@ class EncodecPackageCodec(TransformersEncodec):
         self.device = resolve_device(settings.device)
         self.model = model.eval().to(self.device)
 
-    def encode(self, batch: np.ndarray):
+    def encode(self, batch: np.ndarray, lengths=None):
         torch = self.torch
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():   # padded items are zero past their length
             frames = self.model.encode(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
             codes, scale = frames[0]
             scales = None if scale is None else scale.reshape(-1).float().cpu().numpy()

@@ -14,7 +14,7 @@ from apache_beam.utils import shared
 
 from schemas.audio_io import encode_flac
 from schemas.records import ChunkedWaveform, EncodedWaveform
-from transforms.codec import CODECS, BACKENDS, CodecSettings, load_codec
+from transforms.codec import BACKENDS, CODECS, PRECISIONS, CodecSettings, load_codec
 
 AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 16}
 
@@ -34,6 +34,8 @@ class EncodeOptions(PipelineOptions):
         parser.add_argument('--codec-backend', default='transformers', choices=sorted(BACKENDS),
                             help='Library that runs the codec. Default: transformers.')
         parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]. Default: auto.')
+        parser.add_argument('--codec-precision', default='fp32', choices=sorted(PRECISIONS),
+                            help='Encode precision: fp32, or bf16/fp16 under autocast. Default: fp32.')
         parser.add_argument('--encode-batch-size', type=int, default=0,
                             help='Segments per forward pass; 0 = auto: 1 on CPU (measured fastest there, '
                                  'see benchmarks/), 16 on CUDA. Default: 0.')
@@ -46,22 +48,26 @@ class EncodeOptions(PipelineOptions):
 
 
 def encode_segments(codec, segments, batch_size: int):
-    """Encodes segments grouped by length, in batches; returns {window: (codes int16, scale)}."""
-    by_length = {}
-    for segment in segments:
-        by_length.setdefault(segment.audio.shape[-1], []).append(segment)
+    """Encodes segments in batches of ``batch_size``, longest first, each batch padded to its longest
+    segment with a padding mask; returns {window: (codes int16, scale)}. The batches depend only on
+    the waveform's segments, so the same input always meets the same batch."""
+    ordered = sorted(segments, key=lambda s: (-s.audio.shape[-1], s.window))
     out = {}
-    for length in sorted(by_length):
-        group = by_length[length]
-        for i in range(0, len(group), batch_size):
-            batch = group[i:i + batch_size]
+    for i in range(0, len(ordered), batch_size):
+        batch = ordered[i:i + batch_size]
+        lengths = [s.audio.shape[-1] for s in batch]
+        length = max(lengths)
+        if min(lengths) == length:
             codes, scales = codec.encode(np.stack([s.audio for s in batch]))
-            for j, segment in enumerate(batch):
-                kept = codes[j, :, segment.offset_frames:segment.offset_frames + segment.frames]
-                if kept.shape[-1] != segment.frames:
-                    raise RuntimeError(f'codec returned {codes.shape[-1]} frames for a segment of {length} '
-                                       f'samples; window {segment.window} needs {segment.frames}')
-                out[segment.window] = (kept.astype(np.int16), None if scales is None else float(scales[j]))
+        else:
+            padded = np.stack([np.pad(s.audio, ((0, 0), (0, length - s.audio.shape[-1]))) for s in batch])
+            codes, scales = codec.encode(padded, lengths=lengths)
+        for j, segment in enumerate(batch):
+            kept = codes[j, :, segment.offset_frames:segment.offset_frames + segment.frames]
+            if kept.shape[-1] != segment.frames:
+                raise RuntimeError(f'codec returned {codes.shape[-1]} frames for a segment of {length} '
+                                   f'samples; window {segment.window} needs {segment.frames}')
+            out[segment.window] = (kept.astype(np.int16), None if scales is None else float(scales[j]))
     return out
 
 
