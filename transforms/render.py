@@ -38,8 +38,11 @@ def mix_stems(audio: dict, names) -> tuple:
 class RenderFn(beam.DoFn):
     """PlannedSong -> Waveform (main) and (song_id, ExampleMeta) (``examples``)."""
 
-    def __init__(self, spec, silence_db: float, codec_name: str, weights_id: str, frame_rate: float):
+    def __init__(self, spec, silence_db: float, codec_name: str, weights_id: str, frame_rate: float,
+                 precision: str = 'fp32'):
         self.spec = spec
+        # What shapes the codes goes into the example id; fp32 adds nothing.
+        self.codec_identity = (codec_name, weights_id) + (() if precision == 'fp32' else (precision,))
         self.silence_db = silence_db
         self.codec_name = codec_name
         self.weights_id = weights_id
@@ -111,7 +114,7 @@ class RenderFn(beam.DoFn):
     def _meta(self, song, plan, context_id, target_id, window, gain) -> ExampleMeta:
         ref = song.ref
         return ExampleMeta(
-            example_id=stable_id('example', context_id, target_id, window, self.codec_name, self.weights_id),
+            example_id=stable_id('example', context_id, target_id, window, *self.codec_identity),
             song_id=ref.song_id, artist=ref.artist, title=ref.title, source=ref.source, split=song.split,
             target_stem=plan.target, target_instrument=instrument_of(plan.target),
             context_stems=tuple(plan.context), assortment=plan.assortment, variant=plan.variant,
@@ -126,9 +129,9 @@ class RenderFn(beam.DoFn):
 class Render(beam.PTransform):
     """Outputs ``waveforms`` (main) and ``examples`` ((song_id, ExampleMeta))."""
 
-    def __init__(self, spec, silence_db, codec_name, weights_id, frame_rate):
+    def __init__(self, spec, silence_db, codec_name, weights_id, frame_rate, precision='fp32'):
         super().__init__()
-        self.fn = RenderFn(spec, silence_db, codec_name, weights_id, frame_rate)
+        self.fn = RenderFn(spec, silence_db, codec_name, weights_id, frame_rate, precision)
 
     def expand(self, planned):
         return planned | 'MixContexts' >> beam.ParDo(self.fn).with_outputs(EXAMPLES, main='waveforms')
