@@ -20,7 +20,9 @@ setup(
         'webdataset>=0.2.86',
     ],
     extras_require={
-        'test': ['pytest>=7'],
+        'test': ['pytest>=7',
+                 'matplotlib>=3.8', 'duckdb>=1.0', 'pandas>=2.0', 'polars>=1.0', 'datasets>=3.0'],
+        'report': ['matplotlib>=3.8'],
         'encodec': ['encodec>=0.1.1'],
     },
 )

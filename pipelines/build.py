@@ -14,7 +14,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions
 
 from pipelines.options import parse_args
-from schemas.manifest import read_errors, read_manifest
+from pipelines.report import write_report
+from schemas.manifest import read_errors, read_manifest, write_counters
 from schemas.shards import join
 from transforms.assemble import AssembleExamples
 from transforms.chunk import Chunk, WindowSpec
@@ -185,9 +186,12 @@ def run(argv=None) -> BuildResult:
     metrics = counters(result)
     for line in summarize(manifest, metrics, args.output):
         print(line)
+    write_counters(args.output, metrics)
     if manifest['totals']['examples'] == 0:
         raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input,
                                                  source_class(args.source).LAYOUT))
+    if args.report:
+        print(f'report: {write_report(args.output)}')
     return BuildResult(output=args.output, manifest=manifest, counters=metrics)
 
 

@@ -7,6 +7,7 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.report import ReportOptions
 from transforms.chunk import ChunkOptions
 from transforms.decode import DecodeOptions
 from transforms.encode import EncodeOptions
@@ -34,7 +35,7 @@ class BuildOptions(PipelineOptions):
 
 
 STAGE_OPTIONS = (BuildOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions, DecodeOptions, SplitOptions, PlanOptions, ChunkOptions,
-                 EncodeOptions, WriteOptions)
+                 EncodeOptions, WriteOptions, ReportOptions)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.shards import join, write_atomic
 
 MANIFEST_NAME = 'manifest.json'
+COUNTERS_NAME = 'counters.json'
 ERRORS_PATH = 'errors/errors.jsonl'
 FORMAT_VERSION = 1
 
@@ -53,3 +54,20 @@ def read_errors(root: str) -> list:
         return []
     with FileSystems.open(path) as handle:
         return [json.loads(line) for line in handle.read().decode('utf-8').splitlines() if line.strip()]
+
+
+def write_counters(root: str, counters: dict) -> str:
+    """Writes the run's counters (``{'<DoFn>.<thing>_<outcome>': value}``) beside the manifest."""
+    path = join(root, COUNTERS_NAME)
+    data = {name: int(value) for name, value in sorted(counters.items())}
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + '\n').encode('utf-8'))
+    return path
+
+
+def read_counters(root: str):
+    """The counters of the run that built ``root``, or None when they were not recorded."""
+    path = join(root, COUNTERS_NAME)
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as handle:
+        return json.loads(handle.read().decode('utf-8'))

@@ -19,3 +19,18 @@ def codec_cache(tmp_path_factory):
 # The small geometry pipeline tests use: 1.28 s windows (64 frames at 50 Hz), short margins.
 FAST_FLAGS = ['--codec-weights=random', '--chunk-seconds=1.28', '--encode-margin-seconds=0.32',
               '--assortments=2', '--max-context-stems=2', '--target-stem=guitar,bass']
+
+
+@pytest.fixture(scope='session')
+def demo_dataset(tmp_path_factory):
+    """The demo dataset, built once per session with --report and 5 examples per shard (so splits
+    have several shards); returns (BuildResult, what the build printed)."""
+    import contextlib
+    import io
+    from pipelines.build import run
+    base = tmp_path_factory.mktemp('demo-dataset')
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = run(['--demo', f'--input={base / "corpus"}', f'--output={base / "dataset"}',
+                      '--shard-examples=5', '--augmentations=0', '--report'])
+    return result, printed.getvalue()
