@@ -192,7 +192,7 @@ def _listing(problems: List[str]) -> str:
 
 def check_shards_exist(scan: Scan):
     total = sum(1 for _ in _listed_shards(scan.manifest))
-    return scan.missing and [f'missing shard: {p}' for p in scan.missing], f'{total} listed shards found'
+    return [f'missing shard: {p}' for p in scan.missing], f'{total} listed shards found'
 
 
 def check_shards_intact(scan: Scan):
@@ -341,11 +341,13 @@ def main(argv=None) -> int:
     if args.decode < 0:
         print('error: --decode must be 0 or more', file=sys.stderr)
         return 2
-    if not FileSystems.exists(join(args.dataset, MANIFEST_NAME)):
-        print(f'FAIL  manifest: no {MANIFEST_NAME} under {args.dataset}')
+    try:
+        scan = scan_dataset(args.dataset)
+    except (OSError, ValueError, KeyError, TypeError) as e:   # no manifest, or not one this tool can read
+        print(f'FAIL  manifest: cannot read {join(args.dataset, MANIFEST_NAME)}: {type(e).__name__}: {e}')
         print('TOTAL 1 check: 0 PASS, 1 FAIL')
         return 1
-    results = run_checks(scan_dataset(args.dataset))
+    results = run_checks(scan)
     for name, passed, message in results:
         print(f'{"PASS" if passed else "FAIL"}  {name}: {message}')
     failed = sum(1 for _, passed, _ in results if not passed)
