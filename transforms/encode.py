@@ -6,14 +6,18 @@ segments. A batch holds segments of one waveform and one length, so the same inp
 always meets the same batch, whatever the runner or bundle: shards stay
 byte-identical. Each element is one distinct waveform, encoded once.
 """
+import io
+
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils import shared
 
 from schemas.audio_io import encode_flac
 from schemas.records import ChunkedWaveform, EncodedWaveform
+from schemas.shards import write_atomic
 from transforms.codec import BACKENDS, CODECS, PRECISIONS, CodecSettings, load_codec
 
 AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 16}
@@ -78,16 +82,46 @@ class _CodecHandle:
         self.codec = codec
 
 
+def _cache_file(cache_root: str, waveform_id: str) -> str:
+    return FileSystems.join(cache_root, f'{waveform_id}.npz')
+
+
+def save_encoded(path: str, encoded: EncodedWaveform) -> None:
+    """Stores a waveform's codes (and scales, FLAC bytes) as .npz, without pickle, atomically."""
+    arrays = {f'codes_{w}': c for w, c in encoded.codes.items()}
+    arrays.update({f'scale_{w}': np.float64(v) for w, v in encoded.scales.items()})
+    arrays.update({f'flac_{w}': np.frombuffer(b, dtype=np.uint8) for w, b in encoded.audio_flac.items()})
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue())
+
+
+def load_encoded(path: str, song_id: str, waveform_id: str) -> EncodedWaveform:
+    with FileSystems.open(path) as handle:
+        data = np.load(io.BytesIO(handle.read()), allow_pickle=False)
+    parts = {k: k.split('_', 1) for k in data.files}
+    return EncodedWaveform(
+        song_id=song_id, waveform_id=waveform_id,
+        codes={int(w): data[k] for k, (kind, w) in parts.items() if kind == 'codes'},
+        scales={int(w): float(data[k]) for k, (kind, w) in parts.items() if kind == 'scale'},
+        audio_flac={int(w): data[k].tobytes() for k, (kind, w) in parts.items() if kind == 'flac'})
+
+
 class EncodeChunksFn(beam.DoFn):
+    """ChunkedWaveform -> EncodedWaveform. With ``cache_root``, each result is also stored there
+    and a waveform already stored (by an interrupted run being resumed) is not encoded again."""
+
     def __init__(self, settings: CodecSettings, batch_size: int, shared_handle: shared.Shared,
-                 write_audio: bool = False):
+                 write_audio: bool = False, cache_root: str = None):
         if batch_size < 0:
             raise ValueError('--encode-batch-size must be 0 (auto) or more')
         self.settings = settings
         self.batch_size = batch_size
         self.shared_handle = shared_handle
         self.write_audio = write_audio
+        self.cache_root = cache_root
         self.codec = None
+        self.waveforms_reused = Metrics.counter(self.__class__, 'waveforms_reused')
         self.waveforms_encoded = Metrics.counter(self.__class__, 'waveforms_encoded')
         self.windows_encoded = Metrics.counter(self.__class__, 'windows_encoded')
 
@@ -98,22 +132,36 @@ class EncodeChunksFn(beam.DoFn):
             self.batch_size = AUTO_BATCH_SIZE['cpu' if self.codec.device == 'cpu' else 'cuda']
 
     def process(self, chunked: ChunkedWaveform):
+        cache = self.cache_root and _cache_file(self.cache_root, chunked.waveform_id)
+        if cache and FileSystems.exists(cache):
+            stored = load_encoded(cache, chunked.song_id, chunked.waveform_id)
+            if set(stored.codes) == {s.window for s in chunked.segments}:
+                self.waveforms_reused.inc()
+                yield stored
+                return
+        result = self._encode(chunked)
+        if cache:
+            save_encoded(cache, result)
+        yield result
+
+    def _encode(self, chunked: ChunkedWaveform) -> EncodedWaveform:
         encoded = encode_segments(self.codec, chunked.segments, self.batch_size)
         self.waveforms_encoded.inc()
         self.windows_encoded.inc(len(encoded))
         rate = self.settings.spec.sample_rate_hz
         audio = {s.window: encode_flac(s.window_audio, rate) for s in chunked.segments
                  if self.write_audio and s.window_audio is not None}
-        yield EncodedWaveform(song_id=chunked.song_id, waveform_id=chunked.waveform_id,
-                              codes={w: c for w, (c, _) in encoded.items()},
-                              scales={w: s for w, (_, s) in encoded.items() if s is not None},
-                              audio_flac=audio)
+        return EncodedWaveform(song_id=chunked.song_id, waveform_id=chunked.waveform_id,
+                               codes={w: c for w, (c, _) in encoded.items()},
+                               scales={w: s for w, (_, s) in encoded.items() if s is not None},
+                               audio_flac=audio)
 
 
 class EncodeChunks(beam.PTransform):
-    def __init__(self, settings: CodecSettings, batch_size: int = 0, write_audio: bool = False):
+    def __init__(self, settings: CodecSettings, batch_size: int = 0, write_audio: bool = False,
+                 cache_root: str = None):
         super().__init__()
-        self.fn = EncodeChunksFn(settings, batch_size, shared.Shared(), write_audio)
+        self.fn = EncodeChunksFn(settings, batch_size, shared.Shared(), write_audio, cache_root)
 
     def expand(self, chunked):
         return chunked | 'EncodeWindows' >> beam.ParDo(self.fn)

@@ -8,10 +8,11 @@ import json
 import math
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from schemas.ids import stable_fraction
+from schemas.ids import stable_fraction, stable_id
 from schemas.manifest import ERRORS_PATH, build_manifest, write_manifest
 from schemas.parquet import ParquetWriter
 from schemas.shards import ShardStats, join, shard_path, write_atomic
@@ -42,23 +43,55 @@ def shard_count(count: int, nbytes: int, shard_examples: int, shard_mb) -> int:
 
 
 class WriteShardFn(beam.DoFn):
-    """((split, shard), examples) -> ShardStats of every format."""
+    """((split, shard), examples) -> ShardStats of every format.
 
-    def __init__(self, root: str):
+    With ``stats_root``, a stats file per shard group is written last (it marks the shards
+    complete); a group whose stats file matches its example ids and whose files are in place
+    is not written again (a resumed run).
+    """
+
+    def __init__(self, root: str, stats_root: str = None):
         self.root = root
+        self.stats_root = stats_root
         self.shards_written = Metrics.counter(self.__class__, 'shards_written')
+        self.shards_reused = Metrics.counter(self.__class__, 'shards_reused')
 
     def process(self, element):
         (split, index), examples = element
         examples = sorted(examples, key=lambda e: e.example_id)
+        ids = stable_id('shard', [e.example_id for e in examples])
+        stats_file = self.stats_root and FileSystems.join(self.stats_root, f'{split}-{index:06d}.json')
+        reused = self._complete(stats_file, ids)
+        if reused is not None:
+            self.shards_reused.inc(len(reused))
+            yield from reused
+            return
+        written = []
         for fmt, writer_class in WRITERS.items():
             relative = shard_path(fmt, split, index)
             with writer_class(join(self.root, relative)) as writer:
                 for example in examples:
                     writer.write(example)
             self.shards_written.inc()
-            yield ShardStats(split=split, format=fmt, path=relative, examples=writer.examples,
-                             bytes=writer.bytes, sha256=writer.sha256)
+            written.append(ShardStats(split=split, format=fmt, path=relative, examples=writer.examples,
+                                      bytes=writer.bytes, sha256=writer.sha256))
+        if stats_file:
+            write_atomic(stats_file, json.dumps({'ids': ids, 'shards': [s.to_dict() for s in written]},
+                                                sort_keys=True).encode('utf-8'))
+        yield from written
+
+    def _complete(self, stats_file, ids):
+        """The recorded ShardStats when the group is complete on disk, else None."""
+        if not stats_file or not FileSystems.exists(stats_file):
+            return None
+        with FileSystems.open(stats_file) as handle:
+            recorded = json.loads(handle.read().decode('utf-8'))
+        shards = [ShardStats.from_dict(s) for s in recorded['shards']]
+        paths = [join(self.root, s.path) for s in shards]
+        if recorded['ids'] != ids or not all(FileSystems.exists(p) for p in paths):
+            return None
+        sizes = [result.metadata_list[0].size_in_bytes for result in FileSystems.match(paths)]
+        return shards if sizes == [s.bytes for s in shards] else None
 
 
 class SplitStatsFn(beam.CombineFn):
@@ -107,8 +140,9 @@ def _assign_shard(example, sizes, shard_examples, shard_mb):
 class WriteDataset(beam.PTransform):
     """Writes examples and failures under ``root``; outputs the manifest's path."""
 
-    def __init__(self, root: str, info: dict, shard_examples: int = 1000, shard_mb=None):
+    def __init__(self, root: str, info: dict, shard_examples: int = 1000, shard_mb=None, stats_root: str = None):
         super().__init__()
+        self.stats_root = stats_root
         if shard_examples is not None and shard_examples < 1:
             raise ValueError('--shard-examples must be at least 1')
         self.root = root
@@ -125,7 +159,7 @@ class WriteDataset(beam.PTransform):
                   | 'AssignShard' >> beam.Map(_assign_shard, beam.pvalue.AsDict(sizes),
                                               self.shard_examples, self.shard_mb)
                   | 'GroupShards' >> beam.GroupByKey()
-                  | 'WriteShards' >> beam.ParDo(WriteShardFn(self.root)))
+                  | 'WriteShards' >> beam.ParDo(WriteShardFn(self.root, self.stats_root)))
         split_stats = (examples
                        | 'SongAndSeconds' >> beam.Map(lambda e: (e.meta.split, (e.meta.song_id,
                                                                                  e.meta.duration_seconds)))

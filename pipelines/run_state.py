@@ -1,0 +1,89 @@
+"""Resumable, idempotent runs: the options fingerprint, the work folder and what it holds.
+
+While a build runs, ``<output>/_work/`` holds ``run.json`` (the fingerprint of the options
+that shape the dataset), the codes of every waveform encoded so far (``codes/<id>.npz``) and
+a stats file per completed shard (``shards/...json``). A rerun with ``--resume`` reuses them:
+encoded waveforms are not encoded again and complete shards are not rewritten, so the
+result is byte-identical to an uninterrupted run. The folder is removed once the manifest is
+written. A run with other options into a used output is refused unless ``--overwrite``.
+"""
+import json
+
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from schemas.ids import stable_id
+from schemas.manifest import MANIFEST_NAME, read_manifest
+from schemas.shards import join, write_atomic
+
+WORK_DIR = '_work'
+# How a run is carried out, not what it builds: left out of the manifest's options.
+RUN_CONTROL = ('resume', 'overwrite', 'report')
+# Options that do not change a byte of the dataset.
+NOT_SHAPING = RUN_CONTROL + ('output', 'torch_threads', 'device', 'encode_batch_size')
+
+
+class RunOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--resume', action='store_true', default=False,
+                            help='Finish an interrupted build into the same --output: reuse encoded '
+                                 'waveforms and complete shards. Default: off.')
+        parser.add_argument('--overwrite', action='store_true', default=False,
+                            help='Replace a dataset built with other options in --output. Default: off.')
+
+
+def fingerprint(args) -> str:
+    """The id of the options that shape the dataset."""
+    shaping = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SHAPING}
+    return stable_id('run', shaping)
+
+
+def work_path(root: str, *parts) -> str:
+    return join(root, '/'.join((WORK_DIR,) + parts))
+
+
+def _recorded_fingerprint(root: str):
+    run_file = work_path(root, 'run.json')
+    if FileSystems.exists(run_file):
+        with FileSystems.open(run_file) as handle:
+            return json.loads(handle.read().decode('utf-8'))['fingerprint']
+    if FileSystems.exists(join(root, MANIFEST_NAME)):
+        return read_manifest(root).get('fingerprint')
+    return None
+
+
+def _delete_dataset(root: str) -> None:
+    for name in ('webdataset', 'parquet', 'errors', WORK_DIR, MANIFEST_NAME):
+        path = join(root, name)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+
+
+def prepare_output(args) -> str:
+    """Checks ``--output`` against the options; returns 'fresh', 'resume' or 'complete'.
+
+    Raises:
+        ValueError: the output holds a dataset made with other options and no --overwrite.
+    """
+    root, current = args.output, fingerprint(args)
+    recorded = _recorded_fingerprint(root)
+    if recorded is not None and recorded != current:
+        if not args.overwrite:
+            raise ValueError(f'{root} holds a dataset built with other options (fingerprint {recorded}, '
+                             f'these options give {current}); use --overwrite to replace it or another --output')
+        _delete_dataset(root)
+        recorded = None
+    if args.resume and recorded == current and FileSystems.exists(join(root, MANIFEST_NAME)) \
+            and not FileSystems.exists(work_path(root, 'run.json')):
+        return 'complete'
+    if not args.resume and FileSystems.exists(work_path(root)):
+        FileSystems.delete([work_path(root)])     # a fresh run starts from nothing
+    write_atomic(work_path(root, 'run.json'), json.dumps({'fingerprint': current}).encode('utf-8'))
+    return 'resume' if args.resume and recorded == current else 'fresh'
+
+
+def finish(root: str) -> None:
+    """Removes the work folder once the manifest is in place."""
+    if FileSystems.exists(work_path(root)):
+        FileSystems.delete([work_path(root)])
