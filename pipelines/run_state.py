@@ -18,7 +18,7 @@ from schemas.shards import join, write_atomic
 
 WORK_DIR = '_work'
 # How a run is carried out, not what it builds: left out of the manifest's options.
-RUN_CONTROL = ('resume', 'overwrite', 'report')
+RUN_CONTROL = ('resume', 'overwrite', 'report', 'progress_seconds')
 # Options that do not change a byte of the dataset.
 NOT_SHAPING = RUN_CONTROL + ('output', 'torch_threads', 'device', 'encode_batch_size')
 
@@ -31,6 +31,8 @@ class RunOptions(PipelineOptions):
                                  'waveforms and complete shards. Default: off.')
         parser.add_argument('--overwrite', action='store_true', default=False,
                             help='Replace a dataset built with other options in --output. Default: off.')
+        parser.add_argument('--progress-seconds', type=float, default=10.0,
+                            help='Seconds between progress lines on stderr. Default: 10.')
 
 
 def fingerprint(args) -> str:

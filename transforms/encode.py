@@ -82,8 +82,8 @@ class _CodecHandle:
         self.codec = codec
 
 
-def _cache_file(cache_root: str, waveform_id: str) -> str:
-    return FileSystems.join(cache_root, f'{waveform_id}.npz')
+def _cache_file(cache_root: str, song_id: str, waveform_id: str) -> str:
+    return FileSystems.join(cache_root, f'{song_id}--{waveform_id}.npz')
 
 
 def save_encoded(path: str, encoded: EncodedWaveform) -> None:
@@ -132,7 +132,7 @@ class EncodeChunksFn(beam.DoFn):
             self.batch_size = AUTO_BATCH_SIZE['cpu' if self.codec.device == 'cpu' else 'cuda']
 
     def process(self, chunked: ChunkedWaveform):
-        cache = self.cache_root and _cache_file(self.cache_root, chunked.waveform_id)
+        cache = self.cache_root and _cache_file(self.cache_root, chunked.song_id, chunked.waveform_id)
         if cache and FileSystems.exists(cache):
             stored = load_encoded(cache, chunked.song_id, chunked.waveform_id)
             if set(stored.codes) == {s.window for s in chunked.segments}:

@@ -7,13 +7,17 @@ distinct waveform is emitted once, with the windows some example needs, however 
 examples share it, and as soon as the last plan that uses it has been rendered, so a song
 never holds more than the waveforms still waiting for a window list.
 """
+import json
+
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from schemas.ids import stable_id
 from schemas.records import ExampleMeta, PlannedSong, Waveform
+from schemas.shards import write_atomic
 from schemas.taxonomy import instrument_of
 from transforms.augment import augment
 from transforms.distort import distort
@@ -39,8 +43,9 @@ class RenderFn(beam.DoFn):
     """PlannedSong -> Waveform (main) and (song_id, ExampleMeta) (``examples``)."""
 
     def __init__(self, spec, silence_db: float, codec_name: str, weights_id: str, frame_rate: float,
-                 precision: str = 'fp32'):
+                 precision: str = 'fp32', plans_root: str = None):
         self.spec = spec
+        self.plans_root = plans_root    # where each song's waveforms and windows are recorded
         # What shapes the codes goes into the example id; fp32 adds nothing.
         self.codec_identity = (codec_name, weights_id) + (() if precision == 'fp32' else (precision,))
         self.silence_db = silence_db
@@ -67,6 +72,16 @@ class RenderFn(beam.DoFn):
         return distort(mix, self.spec.sample_rate_hz, plan.distortion), gain
 
     def process(self, planned: PlannedSong):
+        windows = {}
+        for waveform in self._render(planned):
+            if isinstance(waveform, Waveform):
+                windows[waveform.waveform_id] = len(waveform.windows)
+            yield waveform
+        if self.plans_root and windows:
+            write_atomic(FileSystems.join(self.plans_root, f'{planned.song.ref.song_id}.json'),
+                         json.dumps(windows, sort_keys=True).encode('utf-8'))
+
+    def _render(self, planned: PlannedSong):
         song = planned.song
         if not self.spec.starts(song.num_samples):
             self.songs_too_short.inc()
@@ -129,9 +144,9 @@ class RenderFn(beam.DoFn):
 class Render(beam.PTransform):
     """Outputs ``waveforms`` (main) and ``examples`` ((song_id, ExampleMeta))."""
 
-    def __init__(self, spec, silence_db, codec_name, weights_id, frame_rate, precision='fp32'):
+    def __init__(self, spec, silence_db, codec_name, weights_id, frame_rate, precision='fp32', plans_root=None):
         super().__init__()
-        self.fn = RenderFn(spec, silence_db, codec_name, weights_id, frame_rate, precision)
+        self.fn = RenderFn(spec, silence_db, codec_name, weights_id, frame_rate, precision, plans_root)
 
     def expand(self, planned):
         return planned | 'MixContexts' >> beam.ParDo(self.fn).with_outputs(EXAMPLES, main='waveforms')
