@@ -4,6 +4,7 @@ Nothing is extracted and nothing in the input is written. Member names are never
 joined into output paths; a member whose name escapes the archive root fails the
 archive (zip-slip), and decompressed sizes are bounded.
 """
+import hashlib
 import os
 import posixpath
 import zipfile
@@ -42,14 +43,15 @@ def check_member_name(archive: str, name: str) -> None:
 
 
 class ZipSong:
-    """A song archive held in memory (bounded), read member by member."""
+    """A song archive read in place, member by member, through a seekable Beam file handle
+    (never held whole in memory)."""
 
     def __init__(self, path: str, limit_bytes: int, data: bytes = None):
         self.path = path
         self.limit_bytes = limit_bytes
-        self.data = data if data is not None else read_bounded(path, limit_bytes)
+        self._handle = BytesIO(data) if data is not None else FileSystems.open(path)
         try:
-            self._zip = zipfile.ZipFile(BytesIO(self.data))
+            self._zip = zipfile.ZipFile(self._handle)
         except zipfile.BadZipFile as e:
             raise InputError(f'{path}: not a readable zip archive ({e})') from e
         infos = [i for i in self._zip.infolist() if not i.is_dir()]
@@ -60,6 +62,14 @@ class ZipSong:
             raise InputError(f'{path}: members decompress to {total / 2**20:.0f} MiB, over the limit of '
                              f'{limit_bytes / 2**20:.0f} MiB (--max-uncompressed-mb)')
         self.members = sorted(i.filename for i in infos)
+
+    def content_sha256(self) -> str:
+        """sha256 of the archive's bytes, streamed."""
+        digest = hashlib.sha256()
+        self._handle.seek(0)
+        for block in iter(lambda: self._handle.read(_CHUNK), b''):
+            digest.update(block)
+        return digest.hexdigest()
 
     def read(self, member: str) -> bytes:
         try:

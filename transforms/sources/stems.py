@@ -60,7 +60,7 @@ class ReadSongRefFn(beam.DoFn):
         song = open_song(container, path, self.limit_bytes)
         audio, not_audio = audio_members(song.members)
         if container == 'zip':
-            content = hashlib.sha256(song.data).hexdigest()
+            content = song.content_sha256()
         else:
             digest = hashlib.sha256()
             for member in audio:
