@@ -65,3 +65,38 @@ def test_render_emits_each_distinct_waveform_once():
                     equal_to([('guitar', ('drums',), 0), ('guitar', ('drums',), 1),
                               ('guitar', ('bass', 'drums'), 0), ('guitar', ('bass', 'drums'), 1),
                               ('bass', ('drums',), 0), ('bass', ('drums',), 1)]), label='examples')
+
+
+def test_memory_budget_flushes_contexts_early_without_losing_windows():
+    rng = np.random.default_rng(1)
+    audio = {n: (0.1 * rng.standard_normal((1, 3000))).astype(np.float32) for n in ('drums', 'bass', 'guitar')}
+    audio['bass'][:, 1000:2000] = 0              # bass (rendered first) is silent in window 1
+    ref = SongRef(song_id='s', artist='A', title='t', source='stems', input_path='p', container='zip',
+                  content_sha256='0')
+    song = LoadedSong(ref=ref, sample_rate_hz=1000, audio=audio, split='train')
+    plans = (ExamplePlan('bass', ('drums',), 0), ExamplePlan('guitar', ('drums',), 0))
+
+    def render(buffer_mb):
+        fn = RenderFn(_spec(), -50, 'encodec_32khz', 'random:0', 100.0, buffer_mb=buffer_mb)
+        return [o for o in fn.process(PlannedSong(song, plans)) if not hasattr(o, 'tag')]
+
+    roomy, tight = render(1024), render(0)
+    context_id = [w.waveform_id for w in roomy if w.windows == (0, 1, 2)][-1]
+    assert [w.windows for w in roomy if w.waveform_id == context_id] == [(0, 1, 2)]
+    # with no budget the drums context goes out with bass' windows, then again for guitar's missing one
+    assert [w.windows for w in tight if w.waveform_id == context_id] == [(0, 2), (1,)]
+
+
+def test_waveform_parts_are_merged_before_examples_are_assembled():
+    from schemas.records import EncodedWaveform, ExampleMeta
+    from transforms.assemble import AttachCodesFn
+    meta = ExampleMeta(example_id='e', song_id='s', artist=None, title='t', source='stems', split='train',
+                       target_stem='bass', target_instrument='bass', context_stems=('drums',), assortment=0,
+                       variant=0, chunk_index=1, start_seconds=1.0, duration_seconds=1.0, mix_gain=1.0,
+                       codec='c', codec_weights='w', frame_rate=100.0, sample_rate_hz=1000,
+                       context_waveform_id='ctx', target_waveform_id='tgt')
+    codes = lambda v: np.full((1, 2), v, np.int16)
+    encoded = [EncodedWaveform('s', 'ctx', {0: codes(1)}), EncodedWaveform('s', 'ctx', {1: codes(2)}),
+               EncodedWaveform('s', 'tgt', {0: codes(3), 1: codes(4)})]
+    out = list(AttachCodesFn().process(('s', {'examples': [meta], 'encoded': encoded})))
+    assert len(out) == 1 and out[0].context_codes[0, 0] == 2 and out[0].target_codes[0, 0] == 4

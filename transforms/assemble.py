@@ -15,7 +15,14 @@ class AttachCodesFn(beam.DoFn):
 
     def process(self, element):
         _, grouped = element
-        encoded = {w.waveform_id: w for w in grouped['encoded']}
+        encoded = {}
+        for part in grouped['encoded']:   # a waveform can arrive in parts (Render's memory budget)
+            if part.waveform_id in encoded:
+                whole = encoded[part.waveform_id]
+                part = dataclasses.replace(whole, codes={**whole.codes, **part.codes},
+                                           scales={**whole.scales, **part.scales},
+                                           audio_flac={**whole.audio_flac, **part.audio_flac})
+            encoded[part.waveform_id] = part
         for meta in grouped['examples']:
             context, target = encoded.get(meta.context_waveform_id), encoded.get(meta.target_waveform_id)
             window = meta.chunk_index

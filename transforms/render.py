@@ -13,6 +13,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.metrics import Metrics
 
 from schemas.ids import stable_id
@@ -24,6 +25,15 @@ from transforms.distort import distort
 
 EXAMPLES = 'examples'
 MIX_HEADROOM = 0.99
+
+
+class RenderOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--render-buffer-mb', type=float, default=1024,
+                            help='Most context audio (MiB) a song holds while waiting for all the targets '
+                                 'that share it; past it, contexts are emitted early (a shared context may '
+                                 'then be encoded in parts). Default: 1024.')
 
 
 def headroom_gain(audio: np.ndarray) -> float:
@@ -43,8 +53,9 @@ class RenderFn(beam.DoFn):
     """PlannedSong -> Waveform (main) and (song_id, ExampleMeta) (``examples``)."""
 
     def __init__(self, spec, silence_db: float, codec_name: str, weights_id: str, frame_rate: float,
-                 precision: str = 'fp32', plans_root: str = None):
+                 precision: str = 'fp32', plans_root: str = None, buffer_mb: float = 1024):
         self.spec = spec
+        self.buffer_bytes = buffer_mb * 2**20   # contexts held while waiting for their last user
         self.plans_root = plans_root    # where each song's waveforms and windows are recorded
         # What shapes the codes goes into the example id; fp32 adds nothing.
         self.codec_identity = (codec_name, weights_id) + (() if precision == 'fp32' else (precision,))
@@ -56,6 +67,7 @@ class RenderFn(beam.DoFn):
         self.songs_all_silent = Metrics.counter(self.__class__, 'songs_all_windows_silent')
         self.songs_too_short = Metrics.counter(self.__class__, 'songs_too_short')
         self.variants_too_short = Metrics.counter(self.__class__, 'variants_too_short')
+        self.contexts_flushed_early = Metrics.counter(self.__class__, 'contexts_flushed_early')
 
     def _wave_id(self, song_id, stems, plan, distortion=()):
         return stable_id('waveform', song_id, sorted(stems), plan.variant,
@@ -95,7 +107,7 @@ class RenderFn(beam.DoFn):
         for key, plans in groups.items():
             for plan in plans:
                 last_user[self._wave_id(song.ref.song_id, plan.context, plan, plan.distortion)] = key
-        pending, emitted_any = {}, False
+        pending, emitted, gains, emitted_any = {}, {}, {}, False
         for key in sorted(groups):
             plans = groups[key]
             target = augment(song.audio[plans[0].target], self.spec.sample_rate_hz, plans[0].augmentation)
@@ -109,18 +121,30 @@ class RenderFn(beam.DoFn):
                 yield self._waveform(song, target_id, target, kept)
             for plan in plans:
                 context_id = self._wave_id(song.ref.song_id, plan.context, plan, plan.distortion)
-                if kept:
-                    if context_id not in pending:
-                        pending[context_id] = (*self._context(song, plan), set())
-                    pending[context_id][2].update(kept)
-                    for window in kept:
-                        yield pvalue.TaggedOutput(EXAMPLES, (song.ref.song_id, self._meta(
-                            song, plan, context_id, target_id, window, pending[context_id][1])))
-                if last_user[context_id] == key and context_id in pending:
-                    audio, _, windows = pending.pop(context_id)
-                    yield self._waveform(song, context_id, audio, windows)
+                missing = set(kept) - emitted.get(context_id, set())
+                if missing and context_id not in pending:
+                    audio, gains[context_id] = self._context(song, plan)
+                    pending[context_id] = (audio, set())
+                if missing:
+                    pending[context_id][1].update(missing)
+                for window in kept:
+                    yield pvalue.TaggedOutput(EXAMPLES, (song.ref.song_id, self._meta(
+                        song, plan, context_id, target_id, window, gains[context_id])))
+                if context_id in pending and last_user[context_id] == key:
+                    yield from self._flush(song, pending, emitted, [context_id])
+                if sum(a.nbytes for a, _ in pending.values()) > self.buffer_bytes:
+                    self.contexts_flushed_early.inc(len(pending))
+                    yield from self._flush(song, pending, emitted, sorted(pending))
         if not emitted_any:
             self.songs_all_silent.inc()
+
+    def _flush(self, song, pending, emitted, context_ids):
+        """Emits pending contexts with the windows gathered so far. A context flushed before its
+        last user (memory budget) is rendered again later only for windows still missing."""
+        for context_id in context_ids:
+            audio, windows = pending.pop(context_id)
+            emitted.setdefault(context_id, set()).update(windows)
+            yield self._waveform(song, context_id, audio, windows)
 
     def _waveform(self, song, waveform_id, audio, windows) -> Waveform:
         return Waveform(song_id=song.ref.song_id, waveform_id=waveform_id, audio=audio,
@@ -144,9 +168,10 @@ class RenderFn(beam.DoFn):
 class Render(beam.PTransform):
     """Outputs ``waveforms`` (main) and ``examples`` ((song_id, ExampleMeta))."""
 
-    def __init__(self, spec, silence_db, codec_name, weights_id, frame_rate, precision='fp32', plans_root=None):
+    def __init__(self, spec, silence_db, codec_name, weights_id, frame_rate, precision='fp32', plans_root=None,
+                 buffer_mb=1024):
         super().__init__()
-        self.fn = RenderFn(spec, silence_db, codec_name, weights_id, frame_rate, precision, plans_root)
+        self.fn = RenderFn(spec, silence_db, codec_name, weights_id, frame_rate, precision, plans_root, buffer_mb)
 
     def expand(self, planned):
         return planned | 'MixContexts' >> beam.ParDo(self.fn).with_outputs(EXAMPLES, main='waveforms')
