@@ -5,6 +5,7 @@ multi-stream file (MUSDB18's .stem.mp4). Stems filled from a reserve track are f
 the song after its own stems are aligned.
 """
 import posixpath
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -48,6 +49,7 @@ class LoadStemsFn(beam.DoFn):
         self.stems_silent = Metrics.counter(self.__class__, 'stems_silent')
         self.stems_downmixed = Metrics.counter(self.__class__, 'stems_downmixed')
         self.songs_no_audio = Metrics.counter(self.__class__, 'songs_no_audio')
+        self.decode_ms = Metrics.counter(self.__class__, 'decode_ms')   # read, decode, resample
 
     def process(self, ref: SongRef):
         try:
@@ -57,7 +59,9 @@ class LoadStemsFn(beam.DoFn):
             return
         audio, donors, notes = {}, {}, []
         for stem in ref.stems:
+            start = time.perf_counter()
             loaded = yield from self._load_stem(container, ref, stem)
+            self.decode_ms.inc(int(1000 * (time.perf_counter() - start)))
             if loaded is None:
                 continue
             (donors if stem.donor else audio)[stem.instance] = loaded[0]

@@ -7,6 +7,7 @@ always meets the same batch, whatever the runner or bundle: shards stay
 byte-identical. Each element is one distinct waveform, encoded once.
 """
 import io
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -122,6 +123,7 @@ class EncodeChunksFn(beam.DoFn):
         self.cache_root = cache_root
         self.codec = None
         self.waveforms_reused = Metrics.counter(self.__class__, 'waveforms_reused')
+        self.encode_ms = Metrics.counter(self.__class__, 'encode_ms')
         self.waveforms_encoded = Metrics.counter(self.__class__, 'waveforms_encoded')
         self.windows_encoded = Metrics.counter(self.__class__, 'windows_encoded')
 
@@ -139,7 +141,9 @@ class EncodeChunksFn(beam.DoFn):
                 self.waveforms_reused.inc()
                 yield stored
                 return
+        start = time.perf_counter()
         result = self._encode(chunked)
+        self.encode_ms.inc(int(1000 * (time.perf_counter() - start)))
         if cache:
             save_encoded(cache, result)
         yield result

@@ -8,6 +8,7 @@ examples share it, and as soon as the last plan that uses it has been rendered, 
 never holds more than the waveforms still waiting for a window list.
 """
 import json
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -68,6 +69,7 @@ class RenderFn(beam.DoFn):
         self.songs_too_short = Metrics.counter(self.__class__, 'songs_too_short')
         self.variants_too_short = Metrics.counter(self.__class__, 'variants_too_short')
         self.contexts_flushed_early = Metrics.counter(self.__class__, 'contexts_flushed_early')
+        self.render_ms = Metrics.counter(self.__class__, 'render_ms')   # mixing, augmenting, distorting
 
     def _wave_id(self, song_id, stems, plan, distortion=()):
         return stable_id('waveform', song_id, sorted(stems), plan.variant,
@@ -110,7 +112,9 @@ class RenderFn(beam.DoFn):
         pending, emitted, gains, emitted_any = {}, {}, {}, False
         for key in sorted(groups):
             plans = groups[key]
+            start = time.perf_counter()
             target = augment(song.audio[plans[0].target], self.spec.sample_rate_hz, plans[0].augmentation)
+            self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
             kept, dropped = self.spec.non_silent(target, self.silence_db)
             self.windows_silent.inc(dropped)
             if not self.spec.starts(target.shape[-1]):
@@ -123,7 +127,9 @@ class RenderFn(beam.DoFn):
                 context_id = self._wave_id(song.ref.song_id, plan.context, plan, plan.distortion)
                 missing = set(kept) - emitted.get(context_id, set())
                 if missing and context_id not in pending:
+                    start = time.perf_counter()
                     audio, gains[context_id] = self._context(song, plan)
+                    self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
                     pending[context_id] = (audio, set())
                 if missing:
                     pending[context_id][1].update(missing)

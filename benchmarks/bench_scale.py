@@ -1,0 +1,114 @@
+"""Pipeline efficiency, worker speed-up and peak memory on this machine.
+
+Run: .venv/bin/python -m benchmarks.bench_scale [--workers 1,2] [--long-song]
+Prints, from one run over a fixed generated corpus: codec-only encode throughput (the same
+windows and batch size, no Beam), end-to-end build throughput (encoded audio seconds per wall
+second), their ratio (pipeline efficiency), per-stage time from the counters, peak RSS, the
+speed-up of each worker count over one, and peak RSS for 4 vs 40 songs (and, with --long-song,
+one 10-minute song of 16 stems at 44.1 kHz stereo). Figures only; nothing asserts.
+"""
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+import soundfile as sf
+
+from transforms.chunk import WindowSpec
+from transforms.codec import CodecSettings, load_codec
+from transforms.encode import encode_segments
+from transforms.synth import synth_stems
+
+FLAGS = ['--codec-weights=random', '--target-stem=guitar', '--assortments=1', '--augmentations=0',
+         '--distort-p=0', '--progress-seconds=3600']
+
+
+def make_corpus(root, songs, seconds, stems_per_song=4, rate=44100, channels=2):
+    for i in range(songs):
+        stems = synth_stems(500 + i, seconds, rate)
+        members = {}
+        for k in range(stems_per_song):
+            name = list(stems)[k % 4]
+            audio = stems[name] * (0.9 ** (k // 4))
+            buf = io.BytesIO()
+            sf.write(buf, np.repeat(audio[:, None], channels, axis=1), rate, format='WAV', subtype='PCM_16')
+            members[f'{name}{"" if k < 4 else k}.wav'] = buf.getvalue()
+        path = os.path.join(root, f'artist{i % 7}', f'song{i}.zip')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with zipfile.ZipFile(path, 'w') as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+
+
+def build(corpus, out, extra=()):
+    """Runs a build in a child process; returns (wall seconds, peak RSS MiB, counters)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run([sys.executable, '-m', 'pipelines.build', f'--input={corpus}', f'--output={out}',
+                    *FLAGS, *extra], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(os.path.join(out, 'counters.json')) as f:
+        counters = json.load(f)
+    return wall, max(peak, before) / 1024, counters
+
+
+def codec_only_seconds_per_second(seconds, windows):
+    codec = load_codec(CodecSettings(name='encodec_32khz', weights='random', seed=0, torch_threads=os.cpu_count()))
+    audio = np.concatenate([v[None] for v in synth_stems(1, seconds, 32000).values()]).sum(0, keepdims=True)
+    spec = WindowSpec(10.24, None, 0.5, 32000, 640, False)
+    segments = [spec.segment(audio, i, False) for i in range(len(spec.starts(audio.shape[-1])))][:windows]
+    start = time.perf_counter()
+    encode_segments(codec, segments, 1)
+    return len(segments) * 10.24 / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--workers', default='1,2', help='Worker counts to compare. Default: 1,2.')
+    parser.add_argument('--songs', type=int, default=6, help='Songs in the throughput corpus. Default: 6.')
+    parser.add_argument('--long-song', action='store_true', help='Also build one 10-minute, 16-stem song.')
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix='stemforge-scale-')
+    corpus = os.path.join(tmp, 'corpus')
+    make_corpus(corpus, args.songs, 31.0)
+    print(f'cores: {os.cpu_count()}; corpus: {args.songs} songs x 31 s, 4 stereo 44.1 kHz stems; '
+          'guitar target, 1 assortment')
+    codec_rate = codec_only_seconds_per_second(62.0, 6)
+    print(f'codec only: {codec_rate:.2f} audio s per wall s')
+    walls = {}
+    for workers in [int(w) for w in args.workers.split(',')]:
+        extra = [] if workers == 1 else ['--direct_running_mode=multi_processing', f'--direct_num_workers={workers}']
+        wall, peak, counters = build(corpus, os.path.join(tmp, f'out{workers}'), extra)
+        walls[workers] = wall
+        encoded = counters['EncodeChunksFn.windows_encoded'] * 10.24
+        stages = {k.split('.')[-1]: v / 1000 for k, v in counters.items() if k.endswith('_ms')}
+        print(f'{workers} worker(s): {wall:.1f} s wall, {encoded:.0f} s encoded, {encoded / wall:.2f} s/s, '
+              f'efficiency {encoded / wall / codec_rate:.2f} (vs codec only), peak RSS {peak:.0f} MiB, '
+              f'stage CPU seconds {json.dumps({k: round(v, 1) for k, v in sorted(stages.items())})}')
+    for workers, wall in walls.items():
+        if workers != 1 and 1 in walls:
+            print(f'speed-up of {workers} workers over 1: {walls[1] / wall:.2f}x')
+    peaks = {}
+    for songs in (4, 40):
+        small = os.path.join(tmp, f'mem{songs}')
+        make_corpus(small, songs, 11.0)
+        peaks[songs] = build(small, os.path.join(tmp, f'memout{songs}'))[1]
+        print(f'{songs} songs of 11 s: peak RSS {peaks[songs]:.0f} MiB')
+    print(f'peak RSS 40 songs / 4 songs: {peaks[40] / peaks[4]:.2f}')
+    if args.long_song:
+        long_corpus = os.path.join(tmp, 'long')
+        make_corpus(long_corpus, 1, 600.0, stems_per_song=16)
+        wall, peak, _ = build(long_corpus, os.path.join(tmp, 'longout'))
+        print(f'one 10-minute song, 16 stereo 44.1 kHz stems: {wall:.0f} s wall, peak RSS {peak:.0f} MiB')
+
+
+if __name__ == '__main__':
+    main()
