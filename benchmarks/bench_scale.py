@@ -11,7 +11,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,17 +46,22 @@ def make_corpus(root, songs, seconds, stems_per_song=4, rate=44100, channels=2):
                 archive.writestr(name, data)
 
 
+# Runs a command and prints the peak RSS (KiB) of the largest process it waited for.
+_MEASURE = ('import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, '
+            'stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); '
+            'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)')
+
+
 def build(corpus, out, extra=()):
-    """Runs a build in a child process; returns (wall seconds, peak RSS MiB, counters)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Runs a build in a fresh child process; returns (wall seconds, peak RSS MiB, counters)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, '-m', 'pipelines.build', f'--input={corpus}', f'--output={out}',
-                    *FLAGS, *extra], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, '-c', _MEASURE, sys.executable, '-m', 'pipelines.build',
+                           f'--input={corpus}', f'--output={out}', *FLAGS, *extra],
+                          check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     with open(os.path.join(out, 'counters.json')) as f:
         counters = json.load(f)
-    return wall, max(peak, before) / 1024, counters
+    return wall, int(done.stdout.split()[-1]) / 1024, counters
 
 
 def codec_only_seconds_per_second(seconds, windows):
