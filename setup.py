@@ -8,7 +8,7 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['pipelines', 'transforms', 'transforms.*', 'schemas', 'runners']),
     install_requires=[
-        'apache-beam>=2.60,<3',
+        'apache-beam[aws,gcp]==2.77.*',   # the Dockerfile's FROM apache/beam_python3.11_sdk:2.77.0
         'numpy>=1.26',
         'pyarrow>=14',
         'soundfile>=0.12.1',
@@ -20,7 +20,7 @@ setup(
         'webdataset>=0.2.86',
     ],
     extras_require={
-        'test': ['pytest>=7',
+        'test': ['pytest>=7', 'moto[server]>=5', 'gcp-storage-emulator>=2024.8',
                  'matplotlib>=3.8', 'duckdb>=1.0', 'pandas>=2.0', 'polars>=1.0', 'datasets>=3.0'],
         'report': ['matplotlib>=3.8'],
         'encodec': ['encodec>=0.1.1'],

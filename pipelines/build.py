@@ -10,11 +10,13 @@ import sys
 from dataclasses import dataclass
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions
 
 from pipelines.options import parse_args
 from pipelines.report import write_report
+from runners.registry import with_preset
 from schemas.manifest import read_errors, read_manifest, write_counters
 from schemas.shards import join
 from transforms.assemble import AssembleExamples
@@ -173,7 +175,8 @@ def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_pat
 def run(argv=None) -> BuildResult:
     """Builds the dataset; returns its manifest and counters. Raises NothingBuilt when no example
     was written."""
-    args, beam_options = parse_args(sys.argv[1:] if argv is None else argv)
+    args, beam_options = parse_args(with_preset(sys.argv[1:] if argv is None else argv))
+    FileSystems.set_options(beam_options)   # s3:// and gs:// flags for the output checks before the pipeline
     resolve_paths(args)
     codec = codec_settings(args, beam_options)
     if codec.weights == 'random':

@@ -8,6 +8,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.report import ReportOptions
+from runners.registry import PresetOptions
 from transforms.chunk import ChunkOptions
 from transforms.decode import DecodeOptions
 from transforms.encode import EncodeOptions
@@ -34,7 +35,7 @@ class BuildOptions(PipelineOptions):
                             help='Global seed of every random choice (and of random codec weights). Default: 0.')
 
 
-STAGE_OPTIONS = (BuildOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions, DecodeOptions, SplitOptions, PlanOptions, ChunkOptions,
+STAGE_OPTIONS = (BuildOptions, PresetOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions, DecodeOptions, SplitOptions, PlanOptions, ChunkOptions,
                  EncodeOptions, WriteOptions, ReportOptions)
 
 

@@ -56,10 +56,10 @@ def _recorded_fingerprint(root: str):
 
 
 def _delete_dataset(root: str) -> None:
-    for name in ('webdataset', 'parquet', 'errors', WORK_DIR, MANIFEST_NAME):
-        path = join(root, name)
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
+    for name in ('webdataset', 'parquet', 'errors', WORK_DIR):
+        _delete_folder(join(root, name))
+    if FileSystems.exists(join(root, MANIFEST_NAME)):
+        FileSystems.delete([join(root, MANIFEST_NAME)])
 
 
 def prepare_output(args) -> str:
@@ -79,13 +79,21 @@ def prepare_output(args) -> str:
     if args.resume and recorded == current and FileSystems.exists(join(root, MANIFEST_NAME)) \
             and not FileSystems.exists(work_path(root, 'run.json')):
         return 'complete'
-    if not args.resume and FileSystems.exists(work_path(root)):
-        FileSystems.delete([work_path(root)])     # a fresh run starts from nothing
+    if not args.resume:
+        _delete_folder(work_path(root))     # a fresh run starts from nothing
     write_atomic(work_path(root, 'run.json'), json.dumps({'fingerprint': current}).encode('utf-8'))
     return 'resume' if args.resume and recorded == current else 'fresh'
 
 
 def finish(root: str) -> None:
     """Removes the work folder once the manifest is in place."""
-    if FileSystems.exists(work_path(root)):
-        FileSystems.delete([work_path(root)])
+    _delete_folder(work_path(root))
+
+
+def _delete_folder(path: str) -> None:
+    """Deletes a folder and what it holds. On S3 and GCS a folder is only a prefix (no object of
+    that name exists): every object under it goes, through the trailing '/'."""
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    elif FileSystems.match([path + '/**'])[0].metadata_list:
+        FileSystems.delete([path + '/'])

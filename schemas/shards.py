@@ -43,11 +43,16 @@ class AtomicFile:
     def __init__(self, path: str, mime_type: str = 'application/octet-stream'):
         self.path = path
         self.tmp_path = f'{path}.tmp-{uuid.uuid4().hex}'
-        self._handle = FileSystems.create(self.tmp_path, mime_type=mime_type)
+        self._mime_type = mime_type
+        self._handle = None      # opened on the first bytes: see _create_empty
         self._sha = hashlib.sha256()
         self.bytes = 0
 
     def write(self, data) -> int:
+        if not len(data):
+            return 0
+        if self._handle is None:
+            self._handle = FileSystems.create(self.tmp_path, mime_type=self._mime_type)
         self._sha.update(data)
         self.bytes += len(data)
         self._handle.write(data)
@@ -64,7 +69,12 @@ class AtomicFile:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self._handle.close()
+        if self._handle is None:
+            if exc_type is not None:
+                return False
+            _create_empty(self.tmp_path, self._mime_type)
+        else:
+            self._handle.close()
         if exc_type is not None:
             FileSystems.delete([self.tmp_path])
             return False
@@ -72,6 +82,20 @@ class AtomicFile:
             FileSystems.delete([self.path])
         FileSystems.rename([self.tmp_path], [self.path])
         return False
+
+
+def _create_empty(path: str, mime_type: str) -> None:
+    """Creates an empty file. Beam's S3 writer always finishes a multipart upload, which S3 refuses
+    without a part, so it cannot write an empty object (errors.jsonl of a run without errors): on
+    s3:// the object is put in one request through Beam's own S3 client, made from the pipeline's
+    S3 options (endpoint, keys) that Beam's S3 filesystem holds."""
+    if not path.startswith('s3://'):
+        FileSystems.create(path, mime_type=mime_type).close()
+        return
+    from apache_beam.io.aws import s3io
+    bucket, key = s3io.parse_s3_path(path)
+    client = s3io.S3IO(options=FileSystems.get_filesystem(path)._options).client
+    client.client.put_object(Bucket=bucket, Key=key, Body=b'', ContentType=mime_type)
 
 
 def write_atomic(path: str, data: bytes) -> tuple:

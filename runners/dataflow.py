@@ -1,0 +1,49 @@
+"""Dataflow with one NVIDIA L4 per worker, in the worker image (``Dockerfile``).
+
+One codec model per GPU: ``no_use_multiple_sdk_containers`` runs a single SDK process per
+worker VM (Dataflow otherwise starts one per vCPU, each loading its own model onto the one
+GPU). ``EncodeChunks`` holds its model in a ``shared.Shared``, so every harness thread of that
+process encodes with the same model. ``HARNESS_THREADS`` threads each keep at most one batch of
+``ENCODE_BATCH_SIZE`` windows on the GPU; the other stages (decode, resample, render) run on
+the same threads and mostly release the GIL in numpy, soxr and pedalboard.
+"""
+from apache_beam.options.pipeline_options import GoogleCloudOptions, WorkerOptions
+
+from runners.container import artifact_registry_image
+from runners.presets import Preset
+
+ACCELERATOR = 'worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver'
+MACHINE_TYPE = 'g2-standard-8'     # the L4's host: 8 vCPU, 32 GB (four 10-minute, 16-stem songs in flight fit)
+ENCODE_BATCH_SIZE = 16             # windows per forward pass
+HARNESS_THREADS = 4                # batches in flight on the GPU: 4 x 16 windows of ~11 s
+DISK_SIZE_GB = 100                 # the CUDA image is ~10 GB; room for shuffle spill
+
+
+def _image(user_options) -> list:
+    """The worker image pushed as the README says, unless ``--sdk_container_image`` is given."""
+    worker = user_options.view_as(WorkerOptions)
+    if worker.sdk_container_image or worker.worker_harness_container_image:
+        return []
+    cloud = user_options.view_as(GoogleCloudOptions)
+    if not (cloud.project and cloud.region):
+        raise ValueError('--preset=dataflow-gpu needs --project and --region (the worker image is then '
+                         f'{artifact_registry_image("PROJECT", "REGION")}, pushed as the README says) '
+                         'or --sdk_container_image')
+    return [f'--sdk_container_image={artifact_registry_image(cloud.project, cloud.region)}']
+
+
+DATAFLOW_GPU = Preset(
+    name='dataflow-gpu',
+    description='Dataflow Runner v2, one NVIDIA L4 per g2-standard-8 worker, one SDK process (one codec '
+                'model) per GPU, in the stemforge worker image.',
+    flags=('--runner=DataflowRunner',
+           '--experiments=use_runner_v2',
+           '--experiments=no_use_multiple_sdk_containers',
+           f'--dataflow_service_options={ACCELERATOR}',
+           f'--machine_type={MACHINE_TYPE}',
+           f'--disk_size_gb={DISK_SIZE_GB}',
+           f'--number_of_worker_harness_threads={HARNESS_THREADS}',
+           '--sdk_location=container',
+           '--device=cuda',
+           f'--encode-batch-size={ENCODE_BATCH_SIZE}'),
+    derive=_image)
