@@ -14,15 +14,19 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions
 
-from pipelines.options import parse_args
+from pipelines.options import make_parser, parse_args
+from pipelines.progress import ProgressReporter
 from pipelines.report import write_report
+from pipelines.run_state import RUN_CONTROL, finish, fingerprint, prepare_output, work_path
 from runners.registry import with_preset
 from schemas.manifest import read_errors, read_manifest, write_counters
 from schemas.shards import join
 from transforms.assemble import AssembleExamples
+from transforms.augment import AugmentSettings
 from transforms.chunk import Chunk, WindowSpec
 from transforms.codec import CodecSettings
 from transforms.decode import LoadStems
+from transforms.distort import DistortSettings
 from transforms.encode import EncodeChunks
 from transforms.failures import FAILED
 from transforms.fill import FillMissing
@@ -35,6 +39,7 @@ from transforms.write import WriteDataset
 LOG = logging.getLogger('pipelines.build')
 DEMO_INPUT = 'demo-corpus'
 DEMO_OUTPUT = 'demo-dataset'
+DEMO_DEFAULTS = {'target_stem': ['guitar'], 'assortments': 4, 'augmentations': 1}
 
 
 class NothingBuilt(RuntimeError):
@@ -56,7 +61,8 @@ def codec_settings(args, beam_options) -> CodecSettings:
         workers = direct.direct_num_workers if direct.direct_running_mode == 'multi_processing' else 1
         threads = max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1))
     return CodecSettings(name=args.codec, weights=weights, seed=args.seed, path=args.codec_path,
-                         backend=args.codec_backend, device=args.device, torch_threads=threads)
+                         backend=args.codec_backend, device=args.device, torch_threads=threads,
+                         precision=args.codec_precision)
 
 
 def resolve_paths(args):
@@ -67,8 +73,9 @@ def resolve_paths(args):
         from pipelines.demo import make_demo_corpus
         if not os.path.isdir(args.input) or not os.listdir(args.input):
             make_demo_corpus(args.input, seed=args.seed)
-        if not args.target_stem:
-            args.target_stem = ['guitar']
+        for flag, value in DEMO_DEFAULTS.items():   # a quick demo, unless the flags say otherwise
+            if getattr(args, flag) == make_parser().get_default(flag):
+                setattr(args, flag, value)
     if not args.input or not args.output:
         raise ValueError('--input and --output are required (or use --demo)')
 
@@ -90,26 +97,31 @@ def build_graph(pipeline, args, codec: CodecSettings):
                 | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios), args.split_from)
                 | 'PlanExamples' >> PlanExamples(parse_targets(args.target_stem), args.assortments,
                                                  args.max_context_stems, args.seed,
+                                                 AugmentSettings.from_args(args), DistortSettings.from_args(args),
                                                  labels=parse_labels(args.target_label))
-                | 'Render' >> Render(window, args.silence_db, codec.name, codec.weights_id, spec.frame_rate))
+                | 'Render' >> Render(window, args.silence_db, codec.name, codec.weights_id, spec.frame_rate,
+                                     codec.precision, plans_root=work_path(args.output, 'plans'),
+                                     buffer_mb=args.render_buffer_mb))
     encoded = (rendered.waveforms
                | 'Chunk' >> Chunk(window, keep_audio=args.write_audio)
-               | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, args.write_audio))
+               | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, args.write_audio,
+                                              cache_root=work_path(args.output, 'codes')))
     examples = (rendered[EXAMPLES], encoded) | 'AssembleExamples' >> AssembleExamples()
     failures = (source[FAILED], loaded[FAILED]) | 'MergeFailures' >> beam.Flatten()
     return (examples, failures) | 'WriteDataset' >> WriteDataset(
-        args.output, manifest_info(args, codec), args.shard_examples, args.shard_mb)
+        args.output, manifest_info(args, codec), args.shard_examples, args.shard_mb,
+        stats_root=work_path(args.output, 'shards'))
 
 
 def manifest_info(args, codec: CodecSettings) -> dict:
     spec = codec.spec
-    return {'task': args.task, 'source': args.source,
+    return {'task': args.task, 'source': args.source, 'fingerprint': fingerprint(args),
             'codec': {'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
                       'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels,
                       'frame_rate': spec.frame_rate, 'codebooks': spec.codebooks,
                       'codebook_size': spec.codebook_size, 'bandwidth_kbps': spec.bandwidth_kbps,
-                      'torch_threads': codec.torch_threads},
-            'options': {k: v for k, v in sorted(vars(args).items())}}
+                      'torch_threads': codec.torch_threads, 'precision': codec.precision},
+            'options': {k: v for k, v in sorted(vars(args).items()) if k not in RUN_CONTROL}}
 
 
 def counters(result) -> dict:
@@ -178,18 +190,23 @@ def run(argv=None) -> BuildResult:
     args, beam_options = parse_args(with_preset(sys.argv[1:] if argv is None else argv))
     FileSystems.set_options(beam_options)   # s3:// and gs:// flags for the output checks before the pipeline
     resolve_paths(args)
+    if prepare_output(args) == 'complete':
+        print(f'{args.output} is complete (built with these options); nothing to do')
+        return BuildResult(output=args.output, manifest=read_manifest(args.output), counters={})
     codec = codec_settings(args, beam_options)
     if codec.weights == 'random':
         LOG.warning('Building with RANDOM codec weights (seed %d): the tokens are not a real codec\'s.', codec.seed)
     pipeline = beam.Pipeline(options=beam_options)
     build_graph(pipeline, args, codec)
-    result = pipeline.run()
-    result.wait_until_finish()
+    with ProgressReporter(args.output, args.chunk_seconds, args.progress_seconds):
+        result = pipeline.run()
+        result.wait_until_finish()
     manifest = read_manifest(args.output)
     metrics = counters(result)
     for line in summarize(manifest, metrics, args.output):
         print(line)
     write_counters(args.output, metrics)
+    finish(args.output)
     if manifest['totals']['examples'] == 0:
         raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input,
                                                  source_class(args.source).LAYOUT))

@@ -8,11 +8,15 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.report import ReportOptions
+from pipelines.run_state import RunOptions
 from runners.registry import PresetOptions
+from transforms.augment import AugmentOptions
 from transforms.chunk import ChunkOptions
 from transforms.decode import DecodeOptions
+from transforms.distort import DistortOptions
 from transforms.encode import EncodeOptions
 from transforms.plan import PlanOptions
+from transforms.render import RenderOptions
 from transforms.fill import FillOptions
 from transforms.sources.moisesdb import MoisesDbOptions
 from transforms.sources.registry import SourceOptions
@@ -35,8 +39,9 @@ class BuildOptions(PipelineOptions):
                             help='Global seed of every random choice (and of random codec weights). Default: 0.')
 
 
-STAGE_OPTIONS = (BuildOptions, PresetOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions, DecodeOptions, SplitOptions, PlanOptions, ChunkOptions,
-                 EncodeOptions, WriteOptions, ReportOptions)
+STAGE_OPTIONS = (BuildOptions, PresetOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions,
+                 DecodeOptions, SplitOptions, PlanOptions, AugmentOptions,
+                 DistortOptions, RenderOptions, ChunkOptions, EncodeOptions, WriteOptions, ReportOptions, RunOptions)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """Parquet shards: one row per example, metadata as columns, codes as list<list<int16>>."""
 import io
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -8,6 +9,9 @@ import pyarrow.parquet as pq
 from schemas.shards import AtomicFile
 
 CODES_TYPE = pa.list_(pa.list_(pa.int16()))
+AUGMENTATION_TYPE = pa.struct([('pitch_semitones', pa.float64()), ('tempo', pa.float64()), ('gain_db', pa.float64())])
+# Effects have different parameters: each step's params are a JSON object in a string.
+DISTORTION_TYPE = pa.list_(pa.struct([('name', pa.string()), ('params', pa.string())]))
 SCHEMA = pa.schema([
     ('example_id', pa.string()), ('song_id', pa.string()), ('artist', pa.string()), ('title', pa.string()),
     ('source', pa.string()), ('split', pa.string()), ('target_stem', pa.string()),
@@ -19,6 +23,7 @@ SCHEMA = pa.schema([
     ('context_scale', pa.float64()), ('target_scale', pa.float64()),
     ('target_label', pa.string()), ('target_labels', pa.list_(pa.string())), ('donors', pa.list_(pa.string())),
     ('bleed_stems', pa.list_(pa.string())),
+    ('augmentation', AUGMENTATION_TYPE), ('distortion', DISTORTION_TYPE),
     ('context_codes', CODES_TYPE), ('target_codes', CODES_TYPE),
 ])
 
@@ -37,6 +42,8 @@ def table_of(examples) -> pa.Table:
     columns = {name: [] for name in SCHEMA.names}
     for example in examples:
         for key, value in example.meta.to_dict().items():
+            if key == 'distortion':
+                value = [{'name': d['name'], 'params': json.dumps(d['params'], sort_keys=True)} for d in value]
             columns[key].append(list(value) if isinstance(value, (list, tuple)) else value)
     columns['context_codes'] = codes_array([e.context_codes for e in examples])
     columns['target_codes'] = codes_array([e.target_codes for e in examples])

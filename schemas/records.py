@@ -128,12 +128,49 @@ class LoadedSong:
 
 
 @dataclass(frozen=True)
+class AugmentParams(_DictRecord):
+    """One augmented variant's parameters, applied alike to context and target."""
+    pitch_semitones: float = 0.0
+    tempo: float = 1.0
+    gain_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class DistortionStep(_DictRecord):
+    """One effect applied to a context: its name and parameters (name, value pairs)."""
+    name: str
+    params: Tuple[Tuple[str, object], ...] = ()
+
+    def to_dict(self) -> dict:
+        return {'name': self.name, 'params': dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        return cls(name=data['name'], params=tuple(sorted(
+            (k, tuple(v) if isinstance(v, list) else v) for k, v in data.get('params', {}).items())))
+
+
+@dataclass(frozen=True)
 class ExamplePlan(_DictRecord):
-    """One planned example family of a song: a target instance and a context assortment."""
+    """One planned example family of a song: a target instance, a context assortment, and the
+    variant (0 = original; others carry their augmentation) with the context's distortion."""
     target: str
     context: Tuple[str, ...]
     assortment: int
     variant: int = 0
+    augmentation: Optional[AugmentParams] = None
+    distortion: Tuple[DistortionStep, ...] = ()
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out['augmentation'] = None if self.augmentation is None else self.augmentation.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        plan = super().from_dict(data)
+        aug = data.get('augmentation')
+        return dataclasses.replace(plan, augmentation=None if aug is None else AugmentParams.from_dict(aug))
 
 
 @dataclass(frozen=True)
@@ -211,6 +248,8 @@ class ExampleMeta(_DictRecord):
     target_labels: Tuple[str, ...] = ()          # every source name of it (Slakh program and inst_class)
     donors: Tuple[str, ...] = ()                 # 'instance<-track/stem' of stems filled from the reserve
     bleed_stems: Tuple[str, ...] = ()            # stems of the example recorded with bleed
+    augmentation: Optional[dict] = None          # {pitch_semitones, tempo, gain_db} of a variant
+    distortion: Tuple[dict, ...] = ()            # [{name, params}] applied to the context
 
 
 @dataclass(frozen=True)
@@ -227,4 +266,4 @@ class Example:
         return self.meta.example_id
 
 
-_NESTED = {('SongRef', 'stems'): StemRef}
+_NESTED = {('SongRef', 'stems'): StemRef, ('ExamplePlan', 'distortion'): DistortionStep}

@@ -18,7 +18,7 @@ def codec_cache(tmp_path_factory):
 
 # The small geometry pipeline tests use: 1.28 s windows (64 frames at 50 Hz), short margins.
 FAST_FLAGS = ['--codec-weights=random', '--chunk-seconds=1.28', '--encode-margin-seconds=0.32',
-              '--assortments=2', '--max-context-stems=2', '--target-stem=guitar,bass']
+              '--assortments=2', '--max-context-stems=2', '--target-stem=guitar,bass', '--augmentations=1']
 
 
 @pytest.fixture(scope='session')

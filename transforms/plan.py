@@ -5,6 +5,7 @@ For every wanted target class and every non-silent instance of it, up to
 song's other non-silent stems: single stems of the rhythm section first, then
 random assortments drawn from an RNG seeded by the global seed, the song and the target.
 """
+import dataclasses
 import itertools
 
 import apache_beam as beam
@@ -13,6 +14,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import seeded_rng
 from schemas.records import ExamplePlan, LoadedSong, PlannedSong
+from transforms.augment import AugmentSettings, draw_params
+from transforms.distort import DistortSettings, draw_distortion
 from schemas.taxonomy import CANONICAL_CLASSES, RHYTHM_SECTION, WHOLE_MIX, instrument_of, normalize_label
 
 MAX_STEMS_FOR_ASSORTMENTS = 64
@@ -71,7 +74,25 @@ def choose_assortments(candidates, count: int, max_stems: int, rng) -> list:
     return chosen
 
 
+def with_variants(plans, song: LoadedSong, seed: int, augment: AugmentSettings, distortion: DistortSettings):
+    """Adds each plan's augmented variants (parameters drawn per song, target and variant, so the
+    variants of one target share their target waveform) and draws every context's distortion
+    (per song, context stems, variant and augmentation, so equal context mixes stay equal)."""
+    out = []
+    for plan in plans:
+        variants = [(0, None)] + [
+            (v, draw_params(augment, seeded_rng(seed, 'augment', song.ref.song_id, plan.target, v)))
+            for v in range(1, augment.variants_for(song.split) + 1)]
+        for variant, params in variants:
+            steps = draw_distortion(distortion, seeded_rng(
+                seed, 'distort', song.ref.song_id, sorted(plan.context), variant,
+                None if params is None else params.to_dict()))
+            out.append(dataclasses.replace(plan, variant=variant, augmentation=params, distortion=steps))
+    return tuple(out)
+
+
 def plan_song(song: LoadedSong, targets: tuple, assortments: int, max_context_stems: int, seed: int,
+              augment: AugmentSettings = AugmentSettings(), distortion: DistortSettings = DistortSettings(),
               labels: tuple = ()):
     """The ExamplePlans of a song and, when there are none, why (else None). A whole mix (the one
     stem of a folder song) is planned with an empty context."""
@@ -90,33 +111,40 @@ def plan_song(song: LoadedSong, targets: tuple, assortments: int, max_context_st
         rng = seeded_rng(seed, 'assortments', song.ref.song_id, target)
         for index, context in enumerate(choose_assortments(candidates, assortments, max_context_stems, rng)):
             plans.append(ExamplePlan(target=target, context=context, assortment=index))
-    return tuple(plans), (None if plans else 'no_context')
+    return with_variants(plans, song, seed, augment, distortion), (None if plans else 'no_context')
 
 
 class PlanExamplesFn(beam.DoFn):
-    def __init__(self, targets: tuple, assortments: int, max_context_stems: int, seed: int, labels: tuple = ()):
+    def __init__(self, targets: tuple, assortments: int, max_context_stems: int, seed: int,
+                 augment: AugmentSettings = AugmentSettings(), distortion: DistortSettings = DistortSettings(),
+                 labels: tuple = ()):
         if assortments < 1 or max_context_stems < 1:
             raise ValueError('--assortments and --max-context-stems must be at least 1')
         self.targets = targets
         self.assortments = assortments
         self.max_context_stems = max_context_stems
         self.seed = seed
+        self.augment = augment
+        self.distortion = distortion
         self.labels = labels
 
     def process(self, song: LoadedSong):
         plans, why_none = plan_song(song, self.targets, self.assortments, self.max_context_stems, self.seed,
-                                    labels=self.labels)
+                                    self.augment, self.distortion, self.labels)
         if why_none:
             Metrics.counter(self.__class__, f'songs_{why_none}').inc()
             return
         Metrics.counter(self.__class__, 'plans_made').inc(len(plans))
+        Metrics.counter(self.__class__, 'plans_augmented').inc(sum(1 for p in plans if p.variant))
+        Metrics.counter(self.__class__, 'plans_distorted').inc(sum(1 for p in plans if p.distortion))
         yield PlannedSong(song=song, plans=plans)
 
 
 class PlanExamples(beam.PTransform):
-    def __init__(self, targets, assortments=8, max_context_stems=3, seed=0, labels=()):
+    def __init__(self, targets, assortments=8, max_context_stems=3, seed=0, augment=AugmentSettings(),
+                 distortion=DistortSettings(), labels=()):
         super().__init__()
-        self.fn = PlanExamplesFn(targets, assortments, max_context_stems, seed, labels)
+        self.fn = PlanExamplesFn(targets, assortments, max_context_stems, seed, augment, distortion, labels)
 
     def expand(self, songs):
         return songs | 'PlanPerSong' >> beam.ParDo(self.fn)
