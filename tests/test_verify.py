@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile
@@ -144,3 +145,31 @@ def test_decode_writes_wavs_with_the_manifest_codec(demo, tmp_path, capsys):
     assert rate == demo.manifest['codec']['sample_rate_hz'] and len(audio) == round(10.24 * rate)
     assert audio.std() > 0
     assert 'decoded 1 example(s) to 2 WAV(s)' in '\n'.join(lines)
+
+
+def test_undecodable_samples_fail(copy, capsys):
+    relative = _manifest(copy)['splits']['test']['shards']['webdataset'][0]['path']
+    path = os.path.join(copy, relative)
+    samples = [{k: v for k, v in s.items() if k != '__url__'}
+               for s in webdataset.WebDataset(path, shardshuffle=False)]
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{'codes': 1}], dtype=object), allow_pickle=True)
+    samples[0]['target.npy'] = pickled.getvalue()              # codes that need pickle to load
+    samples[1]['context.flac'] = b'fLaC' + b'\0' * 64          # audio that does not decode
+    buf = io.BytesIO()
+    writer = webdataset.TarWriter(buf, encoder=False)
+    for sample in samples:
+        writer.write(sample)
+    writer.close()
+    _rewrite_listed(copy, relative, buf.getvalue())
+    code, results, _ = _verify(copy, capsys)
+    status, message = results['samples decode']
+    assert code == 1 and status == 'FAIL'
+    assert f'{samples[0]["__key__"]}: ValueError: Object arrays cannot be loaded when allow_pickle=False' in message
+    assert f'{samples[1]["__key__"]}: LibsndfileError' in message
+
+
+def test_a_folder_without_a_manifest_fails(tmp_path, capsys):
+    code, results, lines = _verify(str(tmp_path), capsys)
+    assert code == 1 and results['manifest'][0] == 'FAIL' and 'manifest.json' in results['manifest'][1]
+    assert lines[-1] == 'TOTAL 1 check: 0 PASS, 1 FAIL'
