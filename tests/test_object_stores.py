@@ -63,8 +63,6 @@ def test_s3_build_matches_local_build(local, monkeypatch, tmp_path):
 
 def test_gcs_build_matches_local_build(local, monkeypatch, tmp_path):
     """A GCS emulator, the in-process DirectRunner."""
-    (tmp_path / 'home').mkdir()
-    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
     with gcs_store(monkeypatch, str(tmp_path / 'server')) as store, loopback_only() as foreign:
         assert store.put_tree(local[0], 'corpus') == 1 + 4
         result = run([f'--input={store.url("corpus")}', f'--output={store.url("dataset")}',
