@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions
+from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
 from pipelines.options import make_parser, parse_args
 from pipelines.progress import ProgressReporter
 from pipelines.report import write_report
 from pipelines.run_state import RUN_CONTROL, finish, fingerprint, prepare_output, work_path
+from runners.direct import RUNNER as LOCAL_RUNNER
 from runners.registry import with_preset
 from schemas.manifest import read_errors, read_manifest, write_counters
 from schemas.shards import join
@@ -184,11 +185,21 @@ def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_pat
     return f'no examples were written from {input_path}: ' + '; '.join(reasons or ['no usable songs'])
 
 
+def use_local_runner(beam_options) -> None:
+    """Runs the DirectRunner (named or by default) through its FnApiRunner path: Beam's
+    DirectRunner would first fetch a Prism binary from the network, and Prism ignores
+    --direct_running_mode."""
+    standard = beam_options.view_as(StandardOptions)
+    if standard.runner in (None, 'DirectRunner', 'direct'):
+        standard.runner = LOCAL_RUNNER
+
+
 def run(argv=None) -> BuildResult:
     """Builds the dataset; returns its manifest and counters. Raises NothingBuilt when no example
     was written."""
     args, beam_options = parse_args(with_preset(sys.argv[1:] if argv is None else argv))
     FileSystems.set_options(beam_options)   # s3:// and gs:// flags for the output checks before the pipeline
+    use_local_runner(beam_options)
     resolve_paths(args)
     if prepare_output(args) == 'complete':
         print(f'{args.output} is complete (built with these options); nothing to do')

@@ -9,6 +9,22 @@ if ROOT not in sys.path:
 
 
 @pytest.fixture(scope='session', autouse=True)
+def no_prism_download():
+    """Beam's DirectRunner first tries Prism, which fetches its binary from the network. Stage
+    tests run TestPipeline on the DirectRunner: refuse Prism so it falls back, offline, to the
+    FnApiRunner (builds name runners.direct.LocalFnApiRunner themselves)."""
+    from apache_beam.runners.portability import prism_runner
+
+    def refuse(self, pipeline, options):
+        raise RuntimeError('Prism is not used in tests')
+
+    original = prism_runner.PrismRunner.run_pipeline
+    prism_runner.PrismRunner.run_pipeline = refuse
+    yield
+    prism_runner.PrismRunner.run_pipeline = original
+
+
+@pytest.fixture(scope='session', autouse=True)
 def codec_cache(tmp_path_factory):
     """Random-weight codecs are calibrated once per test session, in a temporary cache."""
     path = str(tmp_path_factory.mktemp('codec-cache'))
