@@ -201,14 +201,14 @@ def run(argv=None) -> BuildResult:
     FileSystems.set_options(beam_options)   # s3:// and gs:// flags for the output checks before the pipeline
     use_local_runner(beam_options)
     resolve_paths(args)
+    codec = codec_settings(args, beam_options)
+    pipeline = beam.Pipeline(options=beam_options)
+    build_graph(pipeline, args, codec)           # checks every option before the output is touched
     if prepare_output(args) == 'complete':
         print(f'{args.output} is complete (built with these options); nothing to do')
         return BuildResult(output=args.output, manifest=read_manifest(args.output), counters={})
-    codec = codec_settings(args, beam_options)
     if codec.weights == 'random':
         LOG.warning('Building with RANDOM codec weights (seed %d): the tokens are not a real codec\'s.', codec.seed)
-    pipeline = beam.Pipeline(options=beam_options)
-    build_graph(pipeline, args, codec)
     with ProgressReporter(args.output, args.chunk_seconds, args.progress_seconds):
         result = pipeline.run()
         result.wait_until_finish()
