@@ -10,6 +10,7 @@ setup(
     install_requires=[
         'apache-beam[aws,gcp]==2.77.*',   # the Dockerfile's FROM apache/beam_python3.11_sdk:2.77.0
         'numpy>=1.26',
+        'pedalboard>=0.9',
         'pyarrow>=14',
         'soundfile>=0.12.1',
         'soxr>=0.3.7',
