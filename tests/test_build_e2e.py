@@ -39,9 +39,9 @@ def _file_hashes(root):
 
 
 @pytest.fixture(scope='module')
-def demo(tmp_path_factory):
-    base = tmp_path_factory.mktemp('demo')
-    return run(['--demo', f'--input={base / "corpus"}', f'--output={base / "dataset"}'])
+def demo(demo_dataset):
+    """The session's demo build (tests/conftest.py), shared with the reader, verify and report tests."""
+    return demo_dataset[0]
 
 
 def test_demo_shards_parquet_and_manifest_agree(demo):
