@@ -12,6 +12,7 @@ from schemas.records import SongRef, StemRef
 from schemas.taxonomy import classify_stem, instance_names
 from transforms.failures import FAILED, INPUT_ERRORS, InputError, failure
 from transforms.sources.archive import audio_members, member_label, open_song
+from transforms.sources.corpus import CorpusSource
 
 STAGE = 'read'
 
@@ -84,7 +85,7 @@ class ReadSongRefFn(beam.DoFn):
                       skipped_members=tuple(not_audio))
 
 
-class ReadStemArchives(beam.PTransform):
+class ReadStemArchives(CorpusSource):
     """Reads ``<input>/<artist>/<song>.zip`` and ``<input>/<artist>/<song>/`` into SongRefs.
 
     Outputs a tuple with ``songs`` (SongRef) and ``failed`` (FailedRecord).
@@ -92,15 +93,6 @@ class ReadStemArchives(beam.PTransform):
     LAYOUT = '<input>/<artist>/<song>.zip or <input>/<artist>/<song>/ folders'
     HAS_SPLITS = False
     FILLABLE = False    # members live inside each song's archive
-
-    def __init__(self, input_root: str, max_uncompressed_mb: float = 2048):
-        super().__init__()
-        self.input_root = input_root
-        self.limit_bytes = int(max_uncompressed_mb * 2**20)
-
-    @classmethod
-    def from_args(cls, args):
-        return cls(args.input, args.max_uncompressed_mb)
 
     def expand(self, pbegin):
         return (pbegin
