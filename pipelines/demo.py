@@ -39,6 +39,9 @@ def make_demo_corpus(root: str, seconds: float = 10.5, seed: int = 0, songs=DEMO
         with zipfile.ZipFile(path, 'w', compression=zipfile.ZIP_DEFLATED) as archive:
             for stem, audio in stems.items():
                 name = STEM_FILE_NAMES[stem]
-                archive.writestr(f'{title}/{name}', _stereo_bytes(audio, DEMO_RATE_HZ, name, rng))
+                # A fixed member time: the same corpus is byte-identical, so its song ids are too.
+                member = zipfile.ZipInfo(f'{title}/{name}', date_time=(2020, 1, 1, 0, 0, 0))
+                member.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(member, _stereo_bytes(audio, DEMO_RATE_HZ, name, rng))
         paths.append(path)
     return paths
