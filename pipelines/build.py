@@ -1,8 +1,9 @@
 """Build a dataset: ``python -m pipelines.build --source=stems --input=DIR --output=DIR``.
 
-Assembles the graph (source -> LoadStems -> AssignSplit -> PlanExamples -> Render ->
-Chunk -> EncodeChunks -> AssembleExamples -> WriteDataset), runs it on the runner
-given by Beam's flags, and ends with a summary of what was built and what failed.
+Assembles the graph (source -> FillMissing -> LoadStems -> AssignSplit -> the task's
+stages (``--task``; continuation: PlanExamples -> Render -> Chunk -> EncodeChunks ->
+AssembleExamples) -> WriteDataset), runs it on the runner given by Beam's flags, and
+ends with a summary of what was built and what failed.
 """
 import logging
 import os
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+from apache_beam.options.pipeline_options import StandardOptions
 
 from pipelines.options import make_parser, parse_args
 from pipelines.progress import ProgressReporter
@@ -22,19 +23,13 @@ from runners.direct import RUNNER as LOCAL_RUNNER
 from runners.registry import with_preset
 from schemas.manifest import read_errors, read_manifest, write_counters
 from schemas.shards import join
-from transforms.assemble import AssembleExamples
-from transforms.augment import AugmentSettings
-from transforms.chunk import Chunk, WindowSpec
-from transforms.codec import CodecSettings
 from transforms.decode import LoadStems
-from transforms.distort import DistortSettings
-from transforms.encode import EncodeChunks
 from transforms.failures import FAILED
 from transforms.fill import FillMissing
-from transforms.plan import PlanExamples, parse_labels, parse_targets
-from transforms.render import EXAMPLES, Render
 from transforms.sources.registry import check_source_options, source_class
 from transforms.split import AssignSplit, parse_ratios
+from transforms.tasks.registry import task_class
+from transforms.tasks.task import RECORDS
 from transforms.write import WriteDataset
 
 LOG = logging.getLogger('pipelines.build')
@@ -54,75 +49,58 @@ class BuildResult:
     counters: dict
 
 
-def codec_settings(args, beam_options) -> CodecSettings:
-    weights = args.codec_weights or ('random' if args.demo and not args.codec_path else 'pretrained')
-    threads = args.torch_threads
-    if not threads:
-        direct = beam_options.view_as(DirectOptions)
-        workers = direct.direct_num_workers if direct.direct_running_mode == 'multi_processing' else 1
-        threads = max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1))
-    return CodecSettings(name=args.codec, weights=weights, seed=args.seed, path=args.codec_path,
-                         backend=args.codec_backend, device=args.device, torch_threads=threads,
-                         precision=args.codec_precision)
-
-
 def resolve_paths(args):
-    """Fills in the demo's defaults and checks that input and output are given."""
+    """Fills in the demo's and the task's defaults and checks that input and output are given."""
+    parser_defaults = vars(make_parser().parse_args([]))
     if args.demo:
         args.input = args.input or DEMO_INPUT
         args.output = args.output or DEMO_OUTPUT
         from pipelines.demo import make_demo_corpus
         if not os.path.isdir(args.input) or not os.listdir(args.input):
             make_demo_corpus(args.input, seed=args.seed)
-        for flag, value in DEMO_DEFAULTS.items():   # a quick demo, unless the flags say otherwise
-            if getattr(args, flag) == make_parser().get_default(flag):
-                setattr(args, flag, value)
+        if args.task == 'continuation':
+            for flag, value in DEMO_DEFAULTS.items():   # a quick demo, unless the flags say otherwise
+                if getattr(args, flag) == parser_defaults[flag]:
+                    setattr(args, flag, value)
+    task_class(args.task).resolve_defaults(args, parser_defaults)
     if not args.input or not args.output:
         raise ValueError('--input and --output are required (or use --demo)')
 
 
-def build_graph(pipeline, args, codec: CodecSettings):
-    """Adds every stage to ``pipeline``; returns the PCollection holding the manifest's path."""
-    spec = codec.spec
-    window = WindowSpec(args.chunk_seconds, args.hop_seconds, args.encode_margin_seconds,
-                        spec.sample_rate_hz, spec.hop_length, args.keep_partial)
+def split_songs(source, args, task):
+    """The stages every task shares after the source: FillMissing -> LoadStems -> AssignSplit.
+    Returns (split songs, LoadStems' failures)."""
+    songs = source.songs | 'FillMissing' >> FillMissing(
+        args.fill_missing, task.fill_classes(), args.reserve_fraction, parse_ratios(args.split_ratios),
+        args.split_from, args.seed)
+    rate, channels = task.audio_format()
+    loaded = songs | 'LoadStems' >> LoadStems(rate, channels, args.max_song_seconds, args.max_uncompressed_mb,
+                                              args.silent_peak_db)
+    split = loaded.songs | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios), args.split_from)
+    return split, loaded[FAILED]
+
+
+def build_graph(pipeline, args, task):
+    """Adds every stage to ``pipeline``: source -> shared song stages -> the task -> sinks.
+    Returns the PCollection holding the manifest's path."""
     check_source_options(args)
     reader = source_class(args.source)
     source = pipeline | reader.__name__ >> reader.from_args(args)
-    songs = source.songs | 'FillMissing' >> FillMissing(
-        args.fill_missing, parse_targets(args.target_stem), args.reserve_fraction, parse_ratios(args.split_ratios),
-        args.split_from, args.seed)
-    loaded = songs | 'LoadStems' >> LoadStems(spec.sample_rate_hz, spec.channels, args.max_song_seconds,
-                                                       args.max_uncompressed_mb, args.silent_peak_db)
-    rendered = (loaded.songs
-                | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios), args.split_from)
-                | 'PlanExamples' >> PlanExamples(parse_targets(args.target_stem), args.assortments,
-                                                 args.max_context_stems, args.seed,
-                                                 AugmentSettings.from_args(args), DistortSettings.from_args(args),
-                                                 labels=parse_labels(args.target_label))
-                | 'Render' >> Render(window, args.silence_db, codec.name, codec.weights_id, spec.frame_rate,
-                                     codec.precision, plans_root=work_path(args.output, 'plans'),
-                                     buffer_mb=args.render_buffer_mb))
-    encoded = (rendered.waveforms
-               | 'Chunk' >> Chunk(window, keep_audio=args.write_audio)
-               | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, args.write_audio,
-                                              cache_root=work_path(args.output, 'codes')))
-    examples = (rendered[EXAMPLES], encoded) | 'AssembleExamples' >> AssembleExamples()
-    failures = (source[FAILED], loaded[FAILED]) | 'MergeFailures' >> beam.Flatten()
-    return (examples, failures) | 'WriteDataset' >> WriteDataset(
-        args.output, manifest_info(args, codec), args.shard_examples, args.shard_mb,
-        stats_root=work_path(args.output, 'shards'))
+    songs, load_failures = split_songs(source, args, task)
+    made = songs | f'{type(task).__name__}' >> task
+    failures = [source[FAILED], load_failures] + ([made[FAILED]] if made.get(FAILED) is not None else [])
+    failures = tuple(failures) | 'MergeFailures' >> beam.Flatten()
+    exports = task.exports(made[RECORDS], args.output)
+    return (made[RECORDS], failures) | 'WriteDataset' >> WriteDataset(
+        args.output, manifest_info(args, task), args.shard_examples, args.shard_mb,
+        stats_root=work_path(args.output, 'shards'), writers=task.WRITERS, size_of=task.size_of,
+        wait_for=exports)
 
 
-def manifest_info(args, codec: CodecSettings) -> dict:
-    spec = codec.spec
-    return {'task': args.task, 'source': args.source, 'fingerprint': fingerprint(args),
-            'codec': {'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
-                      'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels,
-                      'frame_rate': spec.frame_rate, 'codebooks': spec.codebooks,
-                      'codebook_size': spec.codebook_size, 'bandwidth_kbps': spec.bandwidth_kbps,
-                      'torch_threads': codec.torch_threads, 'precision': codec.precision},
-            'options': {k: v for k, v in sorted(vars(args).items()) if k not in RUN_CONTROL}}
+def manifest_info(args, task) -> dict:
+    return dict({'task': args.task, 'source': args.source, 'fingerprint': fingerprint(args),
+                 'options': {k: v for k, v in sorted(vars(args).items()) if k not in RUN_CONTROL}},
+                **task.manifest_info())
 
 
 def counters(result) -> dict:
@@ -139,12 +117,13 @@ def counters(result) -> dict:
     return totals
 
 
-def summarize(manifest: dict, metrics: dict, output: str) -> list:
+def summarize(manifest: dict, metrics: dict, output: str, task=None) -> list:
     """The run's last lines: what was read, built, dropped and failed."""
     get = lambda name: int(metrics.get(name, 0))
-    lines = [f'dataset: {output}',
-             f'codec: {manifest["codec"]["name"]} weights={manifest["codec"]["weights"]}',
-             f'songs read: {songs_read(metrics)}']
+    codec = manifest.get('codec')
+    lines = [f'dataset: {output} (task: {manifest.get("task", "continuation")})']
+    lines += [f'codec: {codec["name"]} weights={codec["weights"]}'] if codec else []
+    lines.append(f'songs read: {songs_read(metrics)}')
     no_examples = {reason: get(f'{fn}.songs_{reason}') for fn, reason in (
         ('LoadStemsFn', 'no_audio'), ('PlanExamplesFn', 'no_target'), ('PlanExamplesFn', 'no_context'),
         ('RenderFn', 'too_short'), ('RenderFn', 'all_windows_silent'))}
@@ -154,7 +133,7 @@ def summarize(manifest: dict, metrics: dict, output: str) -> list:
         lines.append(f'{split}: {stats["examples"]} examples from {stats["songs"]} songs, '
                      f'{stats["audio_seconds"]:.1f} s of audio, '
                      f'{len(stats["shards"].get("webdataset", []))} shard(s)')
-    lines.append(f'windows dropped as silent: {get("RenderFn.windows_silent")}')
+    lines += task.summary(manifest, metrics) if task is not None else []
     missing = {n.split('songs_missing_', 1)[1]: int(v) for n, v in sorted(metrics.items()) if '.songs_missing_' in n}
     if missing or get('SetAsideReserveFn.songs_reserved'):
         lines.append(f'songs lacking a target class: {", ".join(f"{k}={v}" for k, v in missing.items()) or "none"}; '
@@ -163,7 +142,7 @@ def summarize(manifest: dict, metrics: dict, output: str) -> list:
     errors = manifest['errors']
     lines.append(f'errors: {errors["total"]} ({", ".join(f"{k}={v}" for k, v in errors["by_stage"].items()) or "none"})'
                  + (f' -> {join(output, errors["path"])}' if errors['total'] else ''))
-    if manifest['codec']['weights'].startswith('random'):
+    if codec and codec['weights'].startswith('random'):
         lines.append('NOTE: codes come from RANDOM codec weights (--codec-weights=random): '
                      'for testing the pipeline, not for training.')
     return lines
@@ -201,20 +180,21 @@ def run(argv=None) -> BuildResult:
     FileSystems.set_options(beam_options)   # s3:// and gs:// flags for the output checks before the pipeline
     use_local_runner(beam_options)
     resolve_paths(args)
-    codec = codec_settings(args, beam_options)
+    task = task_class(args.task)(args, beam_options)
     pipeline = beam.Pipeline(options=beam_options)
-    build_graph(pipeline, args, codec)           # checks every option before the output is touched
+    build_graph(pipeline, args, task)           # checks every option before the output is touched
     if prepare_output(args) == 'complete':
         print(f'{args.output} is complete (built with these options); nothing to do')
         return BuildResult(output=args.output, manifest=read_manifest(args.output), counters={})
-    if codec.weights == 'random':
-        LOG.warning('Building with RANDOM codec weights (seed %d): the tokens are not a real codec\'s.', codec.seed)
+    if task.random_codec_seed() is not None:
+        LOG.warning('Building with RANDOM codec weights (seed %d): the tokens are not a real codec\'s.',
+                    task.random_codec_seed())
     with ProgressReporter(args.output, args.chunk_seconds, args.progress_seconds):
         result = pipeline.run()
         result.wait_until_finish()
     manifest = read_manifest(args.output)
     metrics = counters(result)
-    for line in summarize(manifest, metrics, args.output):
+    for line in summarize(manifest, metrics, args.output, task):
         print(line)
     write_counters(args.output, metrics)
     finish(args.output)

@@ -22,6 +22,7 @@ from transforms.sources.moisesdb import MoisesDbOptions
 from transforms.sources.registry import SourceOptions
 from transforms.sources.slakh import SlakhOptions
 from transforms.split import SplitOptions
+from transforms.tasks.registry import TASKS
 from transforms.write import WriteOptions
 
 
@@ -32,7 +33,7 @@ class BuildOptions(PipelineOptions):
                             help='Synthesize a small multitrack corpus (into --input, default ./demo-corpus) '
                                  'and build it offline (implies --codec-weights=random unless weights are '
                                  'given). Default: off.')
-        parser.add_argument('--task', default='continuation', choices=['continuation'],
+        parser.add_argument('--task', default='continuation', choices=list(TASKS),
                             help='What examples to build. continuation: context tokens -> target tokens. '
                                  'Default: continuation.')
         parser.add_argument('--seed', type=int, default=0,
@@ -41,7 +42,8 @@ class BuildOptions(PipelineOptions):
 
 STAGE_OPTIONS = (BuildOptions, PresetOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions,
                  DecodeOptions, SplitOptions, PlanOptions, AugmentOptions,
-                 DistortOptions, RenderOptions, ChunkOptions, EncodeOptions, WriteOptions, ReportOptions, RunOptions)
+                 DistortOptions, RenderOptions, ChunkOptions, EncodeOptions, WriteOptions, ReportOptions, RunOptions,
+                 *(task.OPTIONS for task in TASKS.values() if task.OPTIONS))
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -161,6 +161,8 @@ def _files_under(root: str, folder: str) -> List[str]:
 def scan_dataset(root: str) -> Scan:
     """Reads the manifest and every listed shard once; records what the checks need."""
     manifest = read_manifest(root)
+    if manifest.get('task', 'continuation') != 'continuation':
+        raise ValueError(f'{root} holds a {manifest["task"]} dataset; these checks are for continuation datasets')
     scan = Scan(root=root, manifest=manifest,
                 frames=round(manifest['options']['chunk_seconds'] * manifest['codec']['frame_rate']))
     listed = set()

@@ -17,9 +17,9 @@ from schemas.records import ChunkedWaveform, Segment, Waveform
 class ChunkOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument('--chunk-seconds', type=float, default=10.24,
-                            help='Window length in seconds (a whole number of codec frames). '
-                                 'Default: 10.24 (512 frames at 50 Hz).')
+        parser.add_argument('--chunk-seconds', type=float, default=None,
+                            help='Window length in seconds (with a codec, a whole number of its frames). '
+                                 'Default: the task\'s (continuation: 10.24, 512 frames at 50 Hz).')
         parser.add_argument('--hop-seconds', type=float, default=None,
                             help='Distance between window starts in seconds. Default: = --chunk-seconds.')
         parser.add_argument('--keep-partial', action='store_true', default=False,

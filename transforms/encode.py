@@ -7,13 +7,14 @@ always meets the same batch, whatever the runner or bundle: shards stay
 byte-identical. Each element is one distinct waveform, encoded once.
 """
 import io
+import os
 import time
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.utils import shared
 
 from schemas.audio_io import encode_flac
@@ -50,6 +51,30 @@ class EncodeOptions(PipelineOptions):
         parser.add_argument('--torch-threads', type=int, default=0,
                             help='Torch intra-op threads per worker; 0 = cores / --direct_num_workers. '
                                  'Default: 0.')
+
+
+def codec_settings(args, beam_options) -> CodecSettings:
+    """The codec the flags ask for. Random weights with --demo (unless weights are given);
+    torch threads default to the cores divided among the local runner's workers."""
+    weights = args.codec_weights or ('random' if args.demo and not args.codec_path else 'pretrained')
+    threads = args.torch_threads
+    if not threads:
+        direct = beam_options.view_as(DirectOptions)
+        workers = direct.direct_num_workers if direct.direct_running_mode == 'multi_processing' else 1
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1))
+    return CodecSettings(name=args.codec, weights=weights, seed=args.seed, path=args.codec_path,
+                         backend=args.codec_backend, device=args.device, torch_threads=threads,
+                         precision=args.codec_precision)
+
+
+def codec_manifest(codec: CodecSettings) -> dict:
+    """What the manifest says about the codec that made the tokens."""
+    spec = codec.spec
+    return {'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
+            'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels, 'frame_rate': spec.frame_rate,
+            'codebooks': spec.codebooks, 'codebook_size': spec.codebook_size,
+            'bandwidth_kbps': spec.bandwidth_kbps, 'torch_threads': codec.torch_threads,
+            'precision': codec.precision}
 
 
 def encode_segments(codec, segments, batch_size: int):

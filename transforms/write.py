@@ -50,9 +50,10 @@ class WriteShardFn(beam.DoFn):
     is not written again (a resumed run).
     """
 
-    def __init__(self, root: str, stats_root: str = None):
+    def __init__(self, root: str, stats_root: str = None, writers: dict = None):
         self.root = root
         self.stats_root = stats_root
+        self.writers = WRITERS if writers is None else writers
         self.shards_written = Metrics.counter(self.__class__, 'shards_written')
         self.shards_reused = Metrics.counter(self.__class__, 'shards_reused')
 
@@ -67,7 +68,7 @@ class WriteShardFn(beam.DoFn):
             yield from reused
             return
         written = []
-        for fmt, writer_class in WRITERS.items():
+        for fmt, writer_class in self.writers.items():
             relative = shard_path(fmt, split, index)
             with writer_class(join(self.root, relative)) as writer:
                 for example in examples:
@@ -126,7 +127,7 @@ def _write_errors(failures, root):
     return by_stage
 
 
-def _write_manifest(_, root, info, shard_stats, split_stats, errors_by_stage):
+def _write_manifest(_, root, info, shard_stats, split_stats, errors_by_stage, *exported):
     return write_manifest(root, build_manifest(info, shard_stats, split_stats, errors_by_stage))
 
 
@@ -140,8 +141,15 @@ def _assign_shard(example, sizes, shard_examples, shard_mb):
 class WriteDataset(beam.PTransform):
     """Writes examples and failures under ``root``; outputs the manifest's path."""
 
-    def __init__(self, root: str, info: dict, shard_examples: int = 1000, shard_mb=None, stats_root: str = None):
+    def __init__(self, root: str, info: dict, shard_examples: int = 1000, shard_mb=None, stats_root: str = None,
+                 writers: dict = None, size_of=sample_bytes, wait_for=()):
+        """``writers``: format -> writer class (default: the continuation task's); ``size_of``:
+        a record's approximate bytes; ``wait_for``: PCollections of other outputs (exports)
+        the manifest is written after."""
         super().__init__()
+        self.writers = writers
+        self.size_of = size_of
+        self.wait_for = list(wait_for)
         self.stats_root = stats_root
         if shard_examples is not None and shard_examples < 1:
             raise ValueError('--shard-examples must be at least 1')
@@ -153,13 +161,13 @@ class WriteDataset(beam.PTransform):
     def expand(self, inputs):
         examples, failures = inputs
         sizes = (examples
-                 | 'SizeOf' >> beam.Map(lambda e: (e.meta.split, (1, sample_bytes(e))))
+                 | 'SizeOf' >> beam.Map(lambda e, size_of: (e.meta.split, (1, size_of(e))), self.size_of)
                  | 'SizePerSplit' >> beam.CombinePerKey(lambda values: tuple(map(sum, zip((0, 0), *values)))))
         shards = (examples
                   | 'AssignShard' >> beam.Map(_assign_shard, beam.pvalue.AsDict(sizes),
                                               self.shard_examples, self.shard_mb)
                   | 'GroupShards' >> beam.GroupByKey()
-                  | 'WriteShards' >> beam.ParDo(WriteShardFn(self.root, self.stats_root)))
+                  | 'WriteShards' >> beam.ParDo(WriteShardFn(self.root, self.stats_root, self.writers)))
         split_stats = (examples
                        | 'SongAndSeconds' >> beam.Map(lambda e: (e.meta.split, (e.meta.song_id,
                                                                                  e.meta.duration_seconds)))
@@ -171,4 +179,5 @@ class WriteDataset(beam.PTransform):
                 | 'ManifestSeed' >> beam.Create([None])
                 | 'WriteManifest' >> beam.Map(_write_manifest, self.root, self.info, beam.pvalue.AsList(shards),
                                               beam.pvalue.AsDict(split_stats),
-                                              beam.pvalue.AsSingleton(errors_by_stage)))
+                                              beam.pvalue.AsSingleton(errors_by_stage),
+                                              *[beam.pvalue.AsList(p) for p in self.wait_for]))

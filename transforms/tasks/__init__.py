@@ -1,0 +1,1 @@
+"""Tasks: what a loaded, split song becomes (``--task``). One module per task; see task.py."""

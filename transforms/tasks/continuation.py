@@ -1,0 +1,69 @@
+"""``--task=continuation`` (the default): context tokens -> target tokens.
+
+Per song: PlanExamples (targets x assortments x variants) -> Render (each distinct target and
+context waveform once) -> Chunk -> EncodeChunks -> AssembleExamples. Audio is decoded at the
+codec's rate and channel count.
+"""
+import apache_beam as beam
+
+from pipelines.run_state import work_path
+from schemas.webdataset import sample_bytes
+from transforms.assemble import AssembleExamples
+from transforms.augment import AugmentSettings
+from transforms.chunk import Chunk, WindowSpec
+from transforms.distort import DistortSettings
+from transforms.encode import EncodeChunks, codec_manifest, codec_settings
+from transforms.failures import FAILED
+from transforms.plan import PlanExamples, parse_labels, parse_targets
+from transforms.render import EXAMPLES, Render
+from transforms.tasks.task import RECORDS, Task
+from transforms.write import WRITERS
+
+
+class ContinuationTask(Task):
+    NAME = 'continuation'
+    DEFAULTS = {'chunk_seconds': 10.24}
+    WRITERS = WRITERS
+
+    def __init__(self, args, beam_options):
+        super().__init__(args, beam_options)
+        self.codec = codec_settings(args, beam_options)
+        spec = self.codec.spec
+        self.window = WindowSpec(args.chunk_seconds, args.hop_seconds, args.encode_margin_seconds,
+                                 spec.sample_rate_hz, spec.hop_length, args.keep_partial)
+        self.plan = PlanExamples(parse_targets(args.target_stem), args.assortments, args.max_context_stems,
+                                 args.seed, AugmentSettings.from_args(args), DistortSettings.from_args(args),
+                                 labels=parse_labels(args.target_label))
+
+    def audio_format(self) -> tuple:
+        return self.codec.spec.sample_rate_hz, self.codec.spec.channels
+
+    def fill_classes(self) -> tuple:
+        return tuple(parse_targets(self.args.target_stem) or ())
+
+    def manifest_info(self) -> dict:
+        return {'codec': codec_manifest(self.codec)}
+
+    size_of = staticmethod(sample_bytes)
+
+    def random_codec_seed(self):
+        return self.codec.seed if self.codec.weights == 'random' else None
+
+    def expand(self, songs):
+        args, codec, spec = self.args, self.codec, self.codec.spec
+        rendered = (songs
+                    | 'PlanExamples' >> self.plan
+                    | 'Render' >> Render(self.window, args.silence_db, codec.name, codec.weights_id,
+                                         spec.frame_rate, codec.precision,
+                                         plans_root=work_path(args.output, 'plans'),
+                                         buffer_mb=args.render_buffer_mb))
+        encoded = (rendered.waveforms
+                   | 'Chunk' >> Chunk(self.window, keep_audio=args.write_audio)
+                   | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, args.write_audio,
+                                                  cache_root=work_path(args.output, 'codes')))
+        examples = (rendered[EXAMPLES], encoded) | 'AssembleExamples' >> AssembleExamples()
+        return {RECORDS: examples, FAILED: None}
+
+    def summary(self, manifest: dict, metrics: dict) -> list:
+        get = lambda name: int(metrics.get(name, 0))
+        return [f'windows dropped as silent: {get("RenderFn.windows_silent")}']

@@ -1,0 +1,15 @@
+"""The tasks ``--task`` chooses from. Each task's own flags live in its module."""
+from transforms.tasks.continuation import ContinuationTask
+
+TASKS = {task.NAME: task for task in (ContinuationTask,)}
+
+
+def task_class(name: str):
+    """The Task class of ``--task``.
+
+    Raises:
+        ValueError: an unknown task.
+    """
+    if name not in TASKS:
+        raise ValueError(f'--task: unknown task {name!r}; choose from {list(TASKS)}')
+    return TASKS[name]

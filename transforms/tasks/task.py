@@ -1,0 +1,66 @@
+"""The interface every task implements.
+
+A task is a PTransform from split songs (``LoadedSong`` with ``split`` set) to the records
+it writes, plus the few facts the shared stages and sinks need from it: the audio format
+LoadStems decodes to, the target classes FillMissing completes, the shard writers, the size
+of a record and what the manifest says about the task. Sources, loading, splitting, the
+error log, shard assignment and the manifest are shared by every task.
+
+A record a task emits has ``example_id`` and ``meta`` with ``split``, ``song_id`` and
+``duration_seconds`` (the sinks shard, sort and count by these).
+"""
+import apache_beam as beam
+
+# The key of a task's records in what its expand returns (failures are under FAILED).
+RECORDS = 'records'
+
+
+class Task(beam.PTransform):
+    """Base of every task. Subclasses set NAME, DEFAULTS and WRITERS, and define
+    ``audio_format() -> (sample rate Hz, channels)`` (what LoadStems decodes every stem to)
+    and ``expand(songs) -> {RECORDS: records, FAILED: failures}``."""
+
+    NAME = ''
+    # Flag defaults of this task, applied when the flag was left at the parser's default.
+    DEFAULTS = {}
+    # format -> writer class (constructed with the shard path; write(record); context manager).
+    WRITERS = {}
+    # The PipelineOptions subclass holding this task's own flags (None: it has none).
+    OPTIONS = None
+
+    def __init__(self, args, beam_options):
+        super().__init__()
+        self.args = args
+
+    @classmethod
+    def resolve_defaults(cls, args, parser_defaults: dict) -> None:
+        """Sets this task's defaults on flags the user left at the parser's default."""
+        for flag, value in cls.DEFAULTS.items():
+            if getattr(args, flag) == parser_defaults.get(flag):
+                setattr(args, flag, value)
+
+    def fill_classes(self) -> tuple:
+        """Canonical classes FillMissing makes every song have (empty: none)."""
+        return ()
+
+    def manifest_info(self) -> dict:
+        """What the manifest records about the task (codec, audio format, targets...)."""
+        return {}
+
+    @staticmethod
+    def size_of(record) -> int:
+        """About what a record adds to a shard, in bytes (for --shard-mb)."""
+        return 2048
+
+    def exports(self, records, root: str):
+        """Extra outputs beside the shards (folder layouts, CSV, JSON indexes). Returns a list of
+        PCollections whose elements are written paths (the manifest waits for them)."""
+        return []
+
+    def summary(self, manifest: dict, metrics: dict) -> list:
+        """Task-specific lines of the run's summary."""
+        return []
+
+    def random_codec_seed(self):
+        """The seed of random codec weights when the task encodes with them, else None."""
+        return None
