@@ -181,6 +181,10 @@ def run(argv=None) -> BuildResult:
     use_local_runner(beam_options)
     resolve_paths(args)
     task = task_class(args.task)(args, beam_options)
+    args.streaming = beam_options.view_as(StandardOptions).streaming    # Beam's own --streaming
+    if args.streaming:
+        from pipelines.stream import run_stream    # continuous mode builds on this module
+        return run_stream(args, beam_options, task)
     pipeline = beam.Pipeline(options=beam_options)
     build_graph(pipeline, args, task)           # checks every option before the output is touched
     if prepare_output(args) == 'complete':

@@ -40,8 +40,25 @@ class BuildOptions(PipelineOptions):
                             help='Global seed of every random choice (and of random codec weights). Default: 0.')
 
 
-STAGE_OPTIONS = (BuildOptions, PresetOptions, SourceOptions, SlakhOptions, MoisesDbOptions, FillOptions,
-                 DecodeOptions, SplitOptions, PlanOptions, AugmentOptions,
+class StreamOptions(PipelineOptions):
+    """Continuous mode (pipelines/stream.py), switched on by Beam's own ``--streaming``: watch --input
+    for new stem archives and add them to --output in windows."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--watch-interval', type=float, default=30.0,
+                            help='With --streaming (Beam\'s flag: continuous mode, a dataset that grows as stem '
+                                 'archives land in --input): seconds between two looks at --input. Default: 30.')
+        parser.add_argument('--window-seconds', type=float, default=300.0,
+                            help='Length of a window (--streaming): the archives found in one window become '
+                                 'its shards and manifest part when it closes. Default: 300.')
+        parser.add_argument('--stop-after-idle', type=float, default=None,
+                            help='Stop after this many seconds without a new archive (--streaming, local '
+                                 'runner; for tests and one-off catch-up runs). Default: run until a signal.')
+
+
+STAGE_OPTIONS = (BuildOptions, StreamOptions, PresetOptions, SourceOptions, SlakhOptions, MoisesDbOptions,
+                 FillOptions, DecodeOptions, SplitOptions, PlanOptions, AugmentOptions,
                  DistortOptions, RenderOptions, ChunkOptions, EncodeOptions, WriteOptions, ReportOptions, RunOptions,
                  *(task.OPTIONS for task in TASKS.values() if task.OPTIONS))
 

@@ -13,12 +13,14 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import stable_id
-from schemas.manifest import MANIFEST_NAME, read_manifest
+from schemas.manifest import COUNTERS_NAME, MANIFEST_NAME, read_manifest
 from schemas.shards import join, write_atomic
+from schemas.windows import PARTS_DIR
 
 WORK_DIR = '_work'
 # How a run is carried out, not what it builds: left out of the manifest's options.
-RUN_CONTROL = ('resume', 'overwrite', 'report', 'progress_seconds')
+RUN_CONTROL = ('resume', 'overwrite', 'report', 'progress_seconds',
+               'streaming', 'watch_interval', 'window_seconds', 'stop_after_idle')
 # Options that do not change a byte of the dataset.
 NOT_SHAPING = RUN_CONTROL + ('output', 'torch_threads', 'device', 'encode_batch_size')
 
@@ -70,6 +72,12 @@ def prepare_output(args) -> str:
     """
     root, current = args.output, fingerprint(args)
     recorded = _recorded_fingerprint(root)
+    if _written_in_windows(root):
+        if not args.overwrite:
+            raise ValueError(f'{root} holds a dataset written in windows (--streaming): add to it with --streaming, '
+                             'or use --overwrite to replace it, or another --output')
+        delete_dataset(root)
+        recorded = None
     if recorded is not None and recorded != current:
         if not args.overwrite:
             raise ValueError(f'{root} holds a dataset built with other options (fingerprint {recorded}, '
@@ -83,6 +91,20 @@ def prepare_output(args) -> str:
         _delete_folder(work_path(root))     # a fresh run starts from nothing
     write_atomic(work_path(root, 'run.json'), json.dumps({'fingerprint': current}).encode('utf-8'))
     return 'resume' if args.resume and recorded == current else 'fresh'
+
+
+def _written_in_windows(root: str) -> bool:
+    """The output holds a continuous-mode dataset (manifest parts, see schemas/windows.py)."""
+    return bool(FileSystems.match([join(root, PARTS_DIR) + '/*.json'])[0].metadata_list)
+
+
+def delete_dataset(root: str) -> None:
+    """Deletes the dataset under ``root``: what a batch build writes, a continuous-mode build's
+    manifest parts and the counters."""
+    _delete_dataset(root)
+    _delete_folder(join(root, PARTS_DIR))
+    if FileSystems.exists(join(root, COUNTERS_NAME)):
+        FileSystems.delete([join(root, COUNTERS_NAME)])
 
 
 def finish(root: str) -> None:

@@ -29,6 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.manifest import MANIFEST_NAME, read_manifest
 from schemas.shards import SHARD_PATTERNS, join
 from schemas.webdataset import npy_load
+from schemas.windows import split_pending
 
 CODE_FIELDS = ('context', 'target')
 MAX_LISTED = 5
@@ -53,6 +54,7 @@ class Scan:
     missing: List[str] = field(default_factory=list)               # listed, not found
     mismatched: List[str] = field(default_factory=list)            # bytes or sha256 differ
     unlisted: List[str] = field(default_factory=list)
+    pending: List[str] = field(default_factory=list)               # of a window still being written
     counted: Dict[str, int] = field(default_factory=dict)          # shard path -> examples found
     decode_problems: List[str] = field(default_factory=list)
     code_problems: List[str] = field(default_factory=list)
@@ -184,6 +186,7 @@ def scan_dataset(root: str) -> Scan:
             scan.decode_problems.append(f'{shard["path"]}: {type(e).__name__}: {e}')
     for fmt in SHARD_PATTERNS:
         scan.unlisted += [p for p in _files_under(root, fmt) if p not in listed]
+    scan.unlisted, scan.pending = split_pending(manifest, scan.unlisted)
     return scan
 
 
@@ -202,7 +205,8 @@ def check_shards_intact(scan: Scan):
 
 
 def check_no_unlisted(scan: Scan):
-    return [f'unlisted file: {p}' for p in scan.unlisted], 'no unlisted shards'
+    pending = f' ({len(scan.pending)} file(s) of a window still being written)' if scan.pending else ''
+    return [f'unlisted file: {p}' for p in scan.unlisted], 'no unlisted shards' + pending
 
 
 def check_counts(scan: Scan):

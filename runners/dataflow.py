@@ -19,31 +19,43 @@ HARNESS_THREADS = 4                # batches in flight on the GPU: 4 x 16 window
 DISK_SIZE_GB = 100                 # the CUDA image is ~10 GB; room for shuffle spill
 
 
-def _image(user_options) -> list:
+def _image(user_options, preset: str = 'dataflow-gpu') -> list:
     """The worker image pushed as the README says, unless ``--sdk_container_image`` is given."""
     worker = user_options.view_as(WorkerOptions)
     if worker.sdk_container_image or worker.worker_harness_container_image:
         return []
     cloud = user_options.view_as(GoogleCloudOptions)
     if not (cloud.project and cloud.region):
-        raise ValueError('--preset=dataflow-gpu needs --project and --region (the worker image is then '
+        raise ValueError(f'--preset={preset} needs --project and --region (the worker image is then '
                          f'{artifact_registry_image("PROJECT", "REGION")}, pushed as the README says) '
                          'or --sdk_container_image')
     return [f'--sdk_container_image={artifact_registry_image(cloud.project, cloud.region)}']
 
 
+GPU_WORKER_FLAGS = ('--runner=DataflowRunner',
+                    '--experiments=use_runner_v2',
+                    '--experiments=no_use_multiple_sdk_containers',
+                    f'--dataflow_service_options={ACCELERATOR}',
+                    f'--machine_type={MACHINE_TYPE}',
+                    f'--disk_size_gb={DISK_SIZE_GB}',
+                    f'--number_of_worker_harness_threads={HARNESS_THREADS}',
+                    '--sdk_location=container',
+                    '--device=cuda',
+                    f'--encode-batch-size={ENCODE_BATCH_SIZE}')
+
 DATAFLOW_GPU = Preset(
     name='dataflow-gpu',
     description='Dataflow Runner v2, one NVIDIA L4 per g2-standard-8 worker, one SDK process (one codec '
                 'model) per GPU, in the stemforge worker image.',
-    flags=('--runner=DataflowRunner',
-           '--experiments=use_runner_v2',
-           '--experiments=no_use_multiple_sdk_containers',
-           f'--dataflow_service_options={ACCELERATOR}',
-           f'--machine_type={MACHINE_TYPE}',
-           f'--disk_size_gb={DISK_SIZE_GB}',
-           f'--number_of_worker_harness_threads={HARNESS_THREADS}',
-           '--sdk_location=container',
-           '--device=cuda',
-           f'--encode-batch-size={ENCODE_BATCH_SIZE}'),
+    flags=GPU_WORKER_FLAGS,
     derive=_image)
+
+# Continuous mode (--streaming) on Dataflow: the same GPU workers, a streaming job on Streaming
+# Engine (state, timers and shuffles kept by the service, so workers can scale down to the
+# stream's rate), running MatchContinuously and fixed windows (pipelines/stream_graph.py).
+DATAFLOW_STREAMING = Preset(
+    name='dataflow-streaming',
+    description='Continuous mode on Dataflow: a streaming job (--streaming, Streaming Engine) on the '
+                'dataflow-gpu workers, watching --input and writing a window every --window-seconds.',
+    flags=('--streaming', '--enable_streaming_engine') + GPU_WORKER_FLAGS,
+    derive=lambda user_options: _image(user_options, 'dataflow-streaming'))

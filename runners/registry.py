@@ -4,11 +4,11 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from runners.dataflow import DATAFLOW_GPU
+from runners.dataflow import DATAFLOW_GPU, DATAFLOW_STREAMING
 from runners.direct import DIRECT, DIRECT_MULTIPROCESS
 from runners.flink import FLINK
 
-PRESETS = {p.name: p for p in (DIRECT, DIRECT_MULTIPROCESS, DATAFLOW_GPU, FLINK)}
+PRESETS = {p.name: p for p in (DIRECT, DIRECT_MULTIPROCESS, DATAFLOW_GPU, DATAFLOW_STREAMING, FLINK)}
 
 
 class PresetOptions(PipelineOptions):

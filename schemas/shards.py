@@ -17,9 +17,14 @@ SHARD_PATTERNS = {
 }
 
 
-def shard_path(fmt: str, split: str, index: int) -> str:
-    """The shard's path relative to the dataset root; the one place names are made."""
-    return SHARD_PATTERNS[fmt].format(split=split, index=index)
+def shard_path(fmt: str, split: str, index: int, window: str = None) -> str:
+    """The shard's path relative to the dataset root; the one place names are made. A streaming
+    build's ``window`` goes in front of the file name (``<window>-train-000000.tar``)."""
+    path = SHARD_PATTERNS[fmt].format(split=split, index=index)
+    if window is None:
+        return path
+    folder, name = path.rsplit('/', 1)
+    return f'{folder}/{window}-{name}'
 
 
 def join(root: str, relative: str) -> str:

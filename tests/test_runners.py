@@ -25,7 +25,7 @@ def _build(argv):
 
 
 def test_registry_and_flag_agree():
-    assert set(PRESETS) == {'direct', 'direct-multiprocess', 'dataflow-gpu', 'flink'}
+    assert set(PRESETS) == {'direct', 'direct-multiprocess', 'dataflow-gpu', 'dataflow-streaming', 'flink'}
     assert make_parser().parse_known_args(['--preset=flink'])[0].preset == 'flink'
     with pytest.raises(SystemExit):
         with_preset(['--preset=spark'] + PATHS)

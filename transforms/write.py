@@ -57,7 +57,7 @@ class WriteShardFn(beam.DoFn):
         self.shards_written = Metrics.counter(self.__class__, 'shards_written')
         self.shards_reused = Metrics.counter(self.__class__, 'shards_reused')
 
-    def process(self, element):
+    def process(self, element, window=beam.DoFn.WindowParam):
         (split, index), examples = element
         examples = sorted(examples, key=lambda e: e.example_id)
         ids = stable_id('shard', [e.example_id for e in examples])
@@ -69,7 +69,7 @@ class WriteShardFn(beam.DoFn):
             return
         written = []
         for fmt, writer_class in self.writers.items():
-            relative = shard_path(fmt, split, index)
+            relative = self.shard_relative(fmt, split, index, window)
             with writer_class(join(self.root, relative)) as writer:
                 for example in examples:
                     writer.write(example)
@@ -80,6 +80,10 @@ class WriteShardFn(beam.DoFn):
             write_atomic(stats_file, json.dumps({'ids': ids, 'shards': [s.to_dict() for s in written]},
                                                 sort_keys=True).encode('utf-8'))
         yield from written
+
+    def shard_relative(self, fmt: str, split: str, index: int, window) -> str:
+        """The shard's path under the root (a windowed sink names it after ``window``)."""
+        return shard_path(fmt, split, index)
 
     def _complete(self, stats_file, ids):
         """The recorded ShardStats when the group is complete on disk, else None."""
