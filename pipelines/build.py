@@ -21,21 +21,20 @@ from pipelines.report import write_report
 from pipelines.run_state import RUN_CONTROL, finish, fingerprint, prepare_output, work_path
 from runners.direct import RUNNER as LOCAL_RUNNER
 from runners.registry import with_preset
-from schemas.manifest import read_errors, read_manifest, write_counters
+from schemas.manifest import add_counters, read_errors, read_manifest, write_counters
 from schemas.shards import join
 from transforms.decode import LoadStems
 from transforms.failures import FAILED
 from transforms.fill import FillMissing
 from transforms.sources.registry import check_source_options, source_class
 from transforms.split import AssignSplit, parse_ratios
-from transforms.tasks.registry import task_class
+from transforms.tasks.registry import TASKS, task_class
 from transforms.tasks.task import RECORDS
 from transforms.write import WriteDataset
 
 LOG = logging.getLogger('pipelines.build')
 DEMO_INPUT = 'demo-corpus'
 DEMO_OUTPUT = 'demo-dataset'
-DEMO_DEFAULTS = {'target_stem': ['guitar'], 'assortments': 4, 'augmentations': 1}
 
 
 class NothingBuilt(RuntimeError):
@@ -58,13 +57,25 @@ def resolve_paths(args):
         from pipelines.demo import make_demo_corpus
         if not os.path.isdir(args.input) or not os.listdir(args.input):
             make_demo_corpus(args.input, seed=args.seed)
-        if args.task == 'continuation':
-            for flag, value in DEMO_DEFAULTS.items():   # a quick demo, unless the flags say otherwise
-                if getattr(args, flag) == parser_defaults[flag]:
-                    setattr(args, flag, value)
+        for flag, value in task_class(args.task).DEMO_DEFAULTS.items():   # a quick demo, unless the flags say otherwise
+            if getattr(args, flag) == parser_defaults[flag]:
+                setattr(args, flag, value)
     task_class(args.task).resolve_defaults(args, parser_defaults)
+    check_task_flags(args, parser_defaults)
     if not args.input or not args.output:
         raise ValueError('--input and --output are required (or use --demo)')
+
+
+def check_task_flags(args, parser_defaults: dict) -> None:
+    """Refuses the flags of a task other than --task: they would do nothing (flags --task
+    declares or shares are its own)."""
+    chosen = task_class(args.task)
+    own = set(chosen.option_names()) | set(chosen.SHARED_OPTIONS)
+    for name, cls in TASKS.items():
+        used = [f for f in cls.option_names() if f not in own and getattr(args, f) != parser_defaults.get(f)]
+        if name != args.task and used:
+            flags = ', '.join('--' + f.replace('_', '-') for f in used)
+            raise ValueError(f'{flags}: option(s) of --task={name}, not of --task={args.task}')
 
 
 def split_songs(source, args, task):
@@ -124,15 +135,13 @@ def summarize(manifest: dict, metrics: dict, output: str, task=None) -> list:
     lines = [f'dataset: {output} (task: {manifest.get("task", "continuation")})']
     lines += [f'codec: {codec["name"]} weights={codec["weights"]}'] if codec else []
     lines.append(f'songs read: {songs_read(metrics)}')
-    no_examples = {reason: get(f'{fn}.songs_{reason}') for fn, reason in (
-        ('LoadStemsFn', 'no_audio'), ('PlanExamplesFn', 'no_target'), ('PlanExamplesFn', 'no_context'),
-        ('RenderFn', 'too_short'), ('RenderFn', 'all_windows_silent'))}
+    no_examples = no_example_reasons(metrics)
     lines.append(f'songs with no examples: {sum(no_examples.values())} '
                  f'({", ".join(f"{k}={v}" for k, v in no_examples.items() if v) or "none"})')
     for split, stats in manifest['splits'].items():
         lines.append(f'{split}: {stats["examples"]} examples from {stats["songs"]} songs, '
                      f'{stats["audio_seconds"]:.1f} s of audio, '
-                     f'{len(stats["shards"].get("webdataset", []))} shard(s)')
+                     f'{max(map(len, stats["shards"].values()), default=0)} shard(s)')
     lines += task.summary(manifest, metrics) if task is not None else []
     missing = {n.split('songs_missing_', 1)[1]: int(v) for n, v in sorted(metrics.items()) if '.songs_missing_' in n}
     if missing or get('SetAsideReserveFn.songs_reserved'):
@@ -148,6 +157,20 @@ def summarize(manifest: dict, metrics: dict, output: str, task=None) -> list:
     return lines
 
 
+# Counters of songs that yield no example, whichever stage or task drops them.
+NO_EXAMPLE_PREFIXES = ('songs_no_', 'songs_too_short', 'songs_all_windows', 'songs_skipped_')
+
+
+def no_example_reasons(metrics: dict) -> dict:
+    """{reason: songs} of the songs that yielded no example ('no_target', 'too_short', ...)."""
+    reasons = {}
+    for name, value in sorted(metrics.items()):
+        counter = name.split('.')[-1]
+        if counter.startswith(NO_EXAMPLE_PREFIXES):
+            reasons[counter[len('songs_'):]] = reasons.get(counter[len('songs_'):], 0) + int(value)
+    return reasons
+
+
 def songs_read(metrics: dict) -> int:
     """Songs the source read, whichever source it was."""
     return int(sum(v for name, v in metrics.items() if name.endswith('.songs_read')))
@@ -160,7 +183,7 @@ def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_pat
     stages = manifest['errors']['by_stage']
     reasons = [f'{len(errors)} error(s) ({", ".join(f"{k}={v}" for k, v in stages.items())})'] if errors else []
     reasons += [f'{name.split(".")[-1]}={int(v)}' for name, v in sorted(metrics.items())
-                if name.split('.')[-1].startswith(('songs_no_', 'songs_too_short', 'songs_all_windows')) and v]
+                if name.split('.')[-1].startswith(NO_EXAMPLE_PREFIXES) and v]
     return f'no examples were written from {input_path}: ' + '; '.join(reasons or ['no usable songs'])
 
 
@@ -201,6 +224,7 @@ def run(argv=None) -> BuildResult:
     for line in summarize(manifest, metrics, args.output, task):
         print(line)
     write_counters(args.output, metrics)
+    manifest = add_counters(args.output, manifest, metrics)
     finish(args.output)
     if manifest['totals']['examples'] == 0:
         raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input,

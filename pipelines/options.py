@@ -35,6 +35,11 @@ class BuildOptions(PipelineOptions):
                                  'given). Default: off.')
         parser.add_argument('--task', default='continuation', choices=list(TASKS),
                             help='What examples to build. continuation: context tokens -> target tokens. '
+                                 'separation: aligned mixture and target-stem chunks as audio (Open-Unmix, '
+                                 'Demucs, Spleeter). '
+                                 'descriptors: a searchable Parquet table of frame descriptors of every stem '
+                                 'and mix (python -m pipelines.query). concept: encoded fragments of reference clips '
+                                 'labelled by folder or stem class (textual inversion and the like). '
                                  'Default: continuation.')
         parser.add_argument('--seed', type=int, default=0,
                             help='Global seed of every random choice (and of random codec weights). Default: 0.')

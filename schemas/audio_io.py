@@ -165,6 +165,23 @@ def encode_flac(audio: np.ndarray, rate: int) -> bytes:
     return buf.getvalue()
 
 
+PCM24_STEP = 2.0 ** -23
+
+
+def encode_pcm24(audio: np.ndarray, rate: int, fmt: str = 'FLAC') -> bytes:
+    """Encodes float audio ``[channels, samples]`` as 24-bit ``fmt`` ('FLAC' or 'WAV') bytes.
+
+    Rounds each sample to the nearest 24-bit step here (libsndfile scales float input by
+    2**23 - 1 for WAV and by 2**23 for FLAC, so the two would differ by a step): the same audio
+    gives the same samples in both formats, and decoding gives back ``round(x * 2**23) / 2**23``
+    exactly. Integer samples carry no timestamp, so equal audio gives equal bytes.
+    """
+    steps = np.clip(np.rint(audio.T * np.float32(2 ** 23)), -2 ** 23, 2 ** 23 - 1).astype(np.int32)
+    buf = io.BytesIO()
+    sf.write(buf, np.left_shift(steps, 8), rate, format=fmt, subtype='PCM_24')   # int32: the top 24 bits
+    return buf.getvalue()
+
+
 def decode_flac(data: bytes) -> np.ndarray:
     audio, _ = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
     return np.ascontiguousarray(audio.T)

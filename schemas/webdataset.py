@@ -43,15 +43,18 @@ def sample_bytes(example) -> int:
 class WebDatasetWriter:
     """Writes one tar shard with webdataset's TarWriter onto an atomic Beam file."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, sample_fn=sample_of):
+        """``sample_fn``: record -> the sample dict TarWriter writes (default: a continuation
+        example's)."""
         import webdataset
         self.path = path
+        self._sample_fn = sample_fn
         self._file = AtomicFile(path, mime_type='application/x-tar')
         self._tar = webdataset.TarWriter(self._file, encoder=False, mtime=0.0, user='', group='', mode=0o444)
         self.examples = 0
 
     def write(self, example) -> None:
-        self._tar.write(sample_of(example))
+        self._tar.write(self._sample_fn(example))
         self.examples += 1
 
     def __enter__(self):

@@ -50,6 +50,7 @@ class LoadStemsFn(beam.DoFn):
         self.stems_downmixed = Metrics.counter(self.__class__, 'stems_downmixed')
         self.songs_no_audio = Metrics.counter(self.__class__, 'songs_no_audio')
         self.decode_ms = Metrics.counter(self.__class__, 'decode_ms')   # read, decode, resample
+        self.audio_ms_decoded = Metrics.counter(self.__class__, 'audio_ms_decoded')   # stem audio, summed
 
     def process(self, ref: SongRef):
         try:
@@ -85,7 +86,9 @@ class LoadStemsFn(beam.DoFn):
             parts.append(samples)
             notes.extend([note] if note else [])
         self.stems_decoded.inc()
-        return sum_padded(parts), notes
+        summed = sum_padded(parts)
+        self.audio_ms_decoded.inc(int(round(1000 * summed.shape[-1] / self.sample_rate_hz)))
+        return summed, notes
 
     @staticmethod
     def _where(ref: SongRef, member: str, stream) -> str:

@@ -147,10 +147,13 @@ class EncodeChunksFn(beam.DoFn):
         self.write_audio = write_audio
         self.cache_root = cache_root
         self.codec = None
-        self.waveforms_reused = Metrics.counter(self.__class__, 'waveforms_reused')
-        self.encode_ms = Metrics.counter(self.__class__, 'encode_ms')
-        self.waveforms_encoded = Metrics.counter(self.__class__, 'waveforms_encoded')
-        self.windows_encoded = Metrics.counter(self.__class__, 'windows_encoded')
+        counters = EncodeChunksFn   # subclasses (other tasks' encoders) count under the same names
+        self.waveforms_reused = Metrics.counter(counters, 'waveforms_reused')
+        self.encode_ms = Metrics.counter(counters, 'encode_ms')
+        self.waveforms_encoded = Metrics.counter(counters, 'waveforms_encoded')
+        self.windows_encoded = Metrics.counter(counters, 'windows_encoded')
+        # Window audio that has codes in the dataset, encoded now or reused from the cache.
+        self.audio_ms_encoded = Metrics.counter(counters, 'audio_ms_encoded')
 
     def setup(self):
         self.codec = self.shared_handle.acquire(lambda: _CodecHandle(load_codec(self.settings)),
@@ -159,19 +162,25 @@ class EncodeChunksFn(beam.DoFn):
             self.batch_size = AUTO_BATCH_SIZE['cpu' if self.codec.device == 'cpu' else 'cuda']
 
     def process(self, chunked: ChunkedWaveform):
+        yield self.encode_chunked(chunked)
+
+    def encode_chunked(self, chunked: ChunkedWaveform) -> EncodedWaveform:
+        """The codes of every segment: read back from the cache when an interrupted run stored
+        them, else encoded (and stored). Other tasks' encoders subclass this DoFn and call it."""
+        frames = sum(s.frames for s in chunked.segments)
+        self.audio_ms_encoded.inc(int(round(1000 * frames / self.settings.spec.frame_rate)))
         cache = self.cache_root and _cache_file(self.cache_root, chunked.song_id, chunked.waveform_id)
         if cache and FileSystems.exists(cache):
             stored = load_encoded(cache, chunked.song_id, chunked.waveform_id)
             if set(stored.codes) == {s.window for s in chunked.segments}:
                 self.waveforms_reused.inc()
-                yield stored
-                return
+                return stored
         start = time.perf_counter()
         result = self._encode(chunked)
         self.encode_ms.inc(int(1000 * (time.perf_counter() - start)))
         if cache:
             save_encoded(cache, result)
-        yield result
+        return result
 
     def _encode(self, chunked: ChunkedWaveform) -> EncodedWaveform:
         encoded = encode_segments(self.codec, chunked.segments, self.batch_size)

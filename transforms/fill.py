@@ -6,6 +6,8 @@ requested class a stem of that class drawn deterministically from the reserve. L
 cuts the donor to the song's length and matches its level to the song's own stems; the donor
 track and stem stay in the stem's record and in every example that uses it.
 ``--fill-missing=skip`` (the default) passes songs through and counts those lacking a class.
+``--fill-missing=silence`` passes songs through and counts them too: the task writes an all-zero
+target for a missing class and flags it (``--task=separation``; other tasks refuse it).
 """
 import dataclasses
 
@@ -22,16 +24,19 @@ from transforms.sources.archive import member_label
 from transforms.split import song_split
 
 RESERVE = 'reserve'
+MODES = ('skip', 'reserve', 'silence')
 DONOR_MAX_GAIN_DB = 24.0
 
 
 class FillOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument('--fill-missing', default='skip', choices=['skip', 'reserve'],
-                            help='Songs lacking a --target-stem class. skip: leave them out of that '
-                                 'target (counted). reserve: set aside a reserve of training tracks and '
-                                 'mix in a stem of the class from it. Default: skip.')
+        parser.add_argument('--fill-missing', default='skip', choices=list(MODES),
+                            help='Songs lacking a target class (--target-stem; --targets with '
+                                 '--task=separation). skip: leave them out of that target (separation: '
+                                 'leave the song out), counted. reserve: set aside a reserve of training '
+                                 'tracks and mix in a stem of the class from it. silence (separation '
+                                 'only): write an all-zero target and flag it. Default: skip.')
         parser.add_argument('--reserve-fraction', type=float, default=0.1,
                             help='Share of training groups set aside as the reserve with '
                                  '--fill-missing=reserve (never validation or test). Default: 0.1.')
@@ -121,7 +126,8 @@ class FillFromReserveFn(beam.DoFn):
 
 
 class CountMissingFn(beam.DoFn):
-    """Passes songs through, counting those lacking a requested class (--fill-missing=skip)."""
+    """Passes songs through, counting those lacking a requested class (--fill-missing=skip or
+    silence)."""
 
     def __init__(self, classes: tuple):
         self.classes = classes
@@ -136,13 +142,14 @@ class CountMissingFn(beam.DoFn):
 
 class FillMissing(beam.PTransform):
     """SongRef -> SongRef: the reserve set aside and the other songs filled (mode 'reserve'), or
-    every song passed through and the missing classes counted (mode 'skip')."""
+    every song passed through and the missing classes counted (modes 'skip' and 'silence'; with
+    'silence' the task writes the missing targets as silence)."""
 
     def __init__(self, mode: str, classes: tuple, fraction: float, ratios: tuple, split_from: str = 'hash',
                  seed: int = 0):
         super().__init__()
-        if mode not in ('skip', 'reserve'):
-            raise ValueError(f'--fill-missing must be skip or reserve, got {mode!r}')
+        if mode not in MODES:
+            raise ValueError(f'--fill-missing must be one of {", ".join(MODES)}, got {mode!r}')
         if mode == 'reserve' and not classes:
             raise ValueError('--fill-missing=reserve needs the classes to fill: give --target-stem')
         if mode == 'reserve' and not 0 < fraction < 1:
@@ -151,7 +158,7 @@ class FillMissing(beam.PTransform):
         self.ratios, self.split_from, self.seed = ratios, split_from, seed
 
     def expand(self, songs):
-        if self.mode == 'skip':
+        if self.mode != RESERVE:
             return songs | 'CountMissing' >> beam.ParDo(CountMissingFn(self.classes))
         parts = songs | 'SetAsideReserve' >> beam.ParDo(
             SetAsideReserveFn(self.fraction, self.ratios, self.split_from)).with_outputs(RESERVE, main='songs')

@@ -42,6 +42,14 @@ def shard_count(count: int, nbytes: int, shard_examples: int, shard_mb) -> int:
     return max(1, by_count, by_bytes)
 
 
+def open_writer(writer_class, path: str, split: str, index: int):
+    """A shard's writer: ``writer_class.for_shard(path, split, index)`` when the class wants to know
+    which shard it writes (an index pointing into a sibling format's shard), else ``writer_class(path)``."""
+    if hasattr(writer_class, 'for_shard'):
+        return writer_class.for_shard(path, split, index)
+    return writer_class(path)
+
+
 class WriteShardFn(beam.DoFn):
     """((split, shard), examples) -> ShardStats of every format.
 
@@ -70,7 +78,7 @@ class WriteShardFn(beam.DoFn):
         written = []
         for fmt, writer_class in self.writers.items():
             relative = self.shard_relative(fmt, split, index, window)
-            with writer_class(join(self.root, relative)) as writer:
+            with open_writer(writer_class, join(self.root, relative), split, index) as writer:
                 for example in examples:
                     writer.write(example)
             self.shards_written.inc()
@@ -80,6 +88,10 @@ class WriteShardFn(beam.DoFn):
             write_atomic(stats_file, json.dumps({'ids': ids, 'shards': [s.to_dict() for s in written]},
                                                 sort_keys=True).encode('utf-8'))
         yield from written
+
+    def shard_relative(self, fmt: str, split: str, index: int, window) -> str:
+        """The shard's path under the root (a windowed sink names it after ``window``)."""
+        return shard_path(fmt, split, index)
 
     def shard_relative(self, fmt: str, split: str, index: int, window) -> str:
         """The shard's path under the root (a windowed sink names it after ``window``)."""
@@ -132,7 +144,8 @@ def _write_errors(failures, root):
 
 
 def _write_manifest(_, root, info, shard_stats, split_stats, errors_by_stage, *exported):
-    return write_manifest(root, build_manifest(info, shard_stats, split_stats, errors_by_stage))
+    files = [item for group in exported for item in group]
+    return write_manifest(root, build_manifest(info, shard_stats, split_stats, errors_by_stage, files))
 
 
 def _assign_shard(example, sizes, shard_examples, shard_mb):
@@ -149,7 +162,7 @@ class WriteDataset(beam.PTransform):
                  writers: dict = None, size_of=sample_bytes, wait_for=()):
         """``writers``: format -> writer class (default: the continuation task's); ``size_of``:
         a record's approximate bytes; ``wait_for``: PCollections of other outputs (exports)
-        the manifest is written after."""
+        the manifest is written after; their ExportedFile elements are listed in it."""
         super().__init__()
         self.writers = writers
         self.size_of = size_of

@@ -23,10 +23,14 @@ from transforms.write import WRITERS
 class ContinuationTask(Task):
     NAME = 'continuation'
     DEFAULTS = {'chunk_seconds': 10.24}
+    DEMO_DEFAULTS = {'target_stem': ['guitar'], 'assortments': 4, 'augmentations': 1}
     WRITERS = WRITERS
 
     def __init__(self, args, beam_options):
         super().__init__(args, beam_options)
+        if args.fill_missing == 'silence':
+            raise ValueError('--fill-missing=silence is for --task=separation (a silent target teaches '
+                             'continuation nothing); use skip or reserve')
         self.codec = codec_settings(args, beam_options)
         spec = self.codec.spec
         self.window = WindowSpec(args.chunk_seconds, args.hop_seconds, args.encode_margin_seconds,

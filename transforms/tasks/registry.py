@@ -1,7 +1,10 @@
 """The tasks ``--task`` chooses from. Each task's own flags live in its module."""
+from transforms.tasks.concept import ConceptTask
 from transforms.tasks.continuation import ContinuationTask
+from transforms.tasks.descriptors import DescriptorsTask
+from transforms.tasks.separation import SeparationTask
 
-TASKS = {task.NAME: task for task in (ContinuationTask,)}
+TASKS = {task.NAME: task for task in (ContinuationTask, SeparationTask, DescriptorsTask, ConceptTask)}
 
 
 def task_class(name: str):

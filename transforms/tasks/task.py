@@ -9,6 +9,8 @@ error log, shard assignment and the manifest are shared by every task.
 A record a task emits has ``example_id`` and ``meta`` with ``split``, ``song_id`` and
 ``duration_seconds`` (the sinks shard, sort and count by these).
 """
+import argparse
+
 import apache_beam as beam
 
 # The key of a task's records in what its expand returns (failures are under FAILED).
@@ -23,10 +25,15 @@ class Task(beam.PTransform):
     NAME = ''
     # Flag defaults of this task, applied when the flag was left at the parser's default.
     DEFAULTS = {}
+    # Further defaults with --demo (a quick build of the demo corpus), applied the same way.
+    DEMO_DEFAULTS = {}
     # format -> writer class (constructed with the shard path; write(record); context manager).
     WRITERS = {}
     # The PipelineOptions subclass holding this task's own flags (None: it has none).
     OPTIONS = None
+    # Dests of flags another task's OPTIONS declares that this task reads too (a flag is
+    # declared once; --sample-rate is separation's and descriptors'): never refused for it.
+    SHARED_OPTIONS = ()
 
     def __init__(self, args, beam_options):
         super().__init__()
@@ -38,6 +45,15 @@ class Task(beam.PTransform):
         for flag, value in cls.DEFAULTS.items():
             if getattr(args, flag) == parser_defaults.get(flag):
                 setattr(args, flag, value)
+
+    @classmethod
+    def option_names(cls) -> tuple:
+        """The argparse names (dests) of this task's own flags (OPTIONS)."""
+        if cls.OPTIONS is None:
+            return ()
+        parser = argparse.ArgumentParser(add_help=False)
+        cls.OPTIONS._add_argparse_args(parser)
+        return tuple(action.dest for action in parser._actions)
 
     def fill_classes(self) -> tuple:
         """Canonical classes FillMissing makes every song have (empty: none)."""
@@ -54,7 +70,9 @@ class Task(beam.PTransform):
 
     def exports(self, records, root: str):
         """Extra outputs beside the shards (folder layouts, CSV, JSON indexes). Returns a list of
-        PCollections whose elements are written paths (the manifest waits for them)."""
+        PCollections whose elements are the files written, as ``schemas.manifest.ExportedFile``
+        (listed in the manifest with bytes and sha256) or plain paths; the manifest waits for them.
+        Called after ``expand``: an export may use what expand made from the songs."""
         return []
 
     def summary(self, manifest: dict, metrics: dict) -> list:

@@ -1,0 +1,127 @@
+"""The separation task's exports: whole tracks as folders, and Spleeter's training CSVs.
+
+``--export=folders``: ``<out>/folders/<split>/<track>/{<target>.wav, ..., mixture.wav}``, the
+MUSDB18-HQ layout that folder loaders read (musdb's ``is_wav``, Demucs' ``wav`` datasets, Open-
+Unmix's ``trackfolder_fix``; the last two look for ``valid/`` where this writes ``validation/``).
+Each file is 24-bit WAV at the task's rate, written atomically; ``mixture.wav`` is written last,
+so a track folder holding it is complete. One song's audio is held at a time.
+
+``--export=spleeter-csv`` (implies folders): ``<out>/spleeter/{train,validation}.csv`` (and
+``test.csv`` when the test split has tracks), one row per track with ``mix_path``, one
+``<target>_path`` per target and ``duration`` in seconds. Paths are relative to the dataset root,
+which is what Spleeter's ``audio_path`` (``spleeter train -d <out>``) is joined to.
+"""
+import csv
+import io
+import re
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from schemas.audio_io import encode_pcm24
+from schemas.manifest import ExportedFile
+from schemas.separation import MIXTURE, SeparatedSong
+from schemas.shards import join, write_atomic
+
+FOLDERS = 'folders'
+SPLEETER_CSV = 'spleeter-csv'
+EXPORTS = (FOLDERS, SPLEETER_CSV)
+TRACKS = 'tracks'
+CSV_SPLITS = ('train', 'validation')        # always written (header only when empty); test when it has tracks
+MAX_NAME_CHARS = 96
+
+
+def parse_exports(values) -> tuple:
+    """--export values (repeatable, comma-separated) -> exports in EXPORTS order; spleeter-csv
+    brings folders (its rows point at the folder export's WAVs).
+
+    Raises:
+        ValueError: an unknown export.
+    """
+    wanted = {v.strip().lower() for value in values or () for v in value.split(',') if v.strip()}
+    unknown = sorted(wanted - set(EXPORTS))
+    if unknown:
+        raise ValueError(f'--export: unknown export(s) {unknown}; choose from {list(EXPORTS)}')
+    if SPLEETER_CSV in wanted:
+        wanted.add(FOLDERS)
+    return tuple(e for e in EXPORTS if e in wanted)
+
+
+def track_name(ref) -> str:
+    """A track's folder name: 'Artist - Title' (MUSDB's style; the title alone when the artist is
+    unknown) in safe characters, then '__' and the song id's first 8 characters, so two songs never
+    share a folder. Source names are never joined into paths unchanged."""
+    name = f'{ref.artist} - {ref.title}' if ref.artist else str(ref.title)
+    name = re.sub(r'[^A-Za-z0-9 ._()&+-]+', '_', name)
+    name = re.sub(r'\s+', ' ', name).strip(' ._')[:MAX_NAME_CHARS].rstrip(' ._') or 'track'
+    return f'{name}__{ref.song_id[:8]}'
+
+
+def folder_path(split: str, track: str) -> str:
+    """A track's folder, relative to the dataset root."""
+    return f'{FOLDERS}/{split}/{track}'
+
+
+class ExportTrackFn(beam.DoFn):
+    """SeparatedSong -> its WAVs written under ``root`` (main: ExportedFile per file; ``tracks``: one
+    Spleeter CSV row per track)."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.tracks_exported = Metrics.counter(self.__class__, 'tracks_exported')
+
+    def process(self, song: SeparatedSong):
+        folder = folder_path(song.split, song.track)
+        paths = {}
+        for name, audio in song.targets + ((MIXTURE, song.mixture),):    # the mixture last: the folder is complete
+            relative = f'{folder}/{name}.wav'
+            size, sha = write_atomic(join(self.root, relative), encode_pcm24(audio, song.sample_rate_hz, 'WAV'))
+            paths[name] = relative
+            yield ExportedFile(export=FOLDERS, path=relative, bytes=size, sha256=sha)
+        self.tracks_exported.inc()
+        row = {'mix_path': paths[MIXTURE], **{f'{name}_path': paths[name] for name, _ in song.targets},
+               'duration': round(song.duration_seconds, 6)}
+        yield pvalue.TaggedOutput(TRACKS, (song.split, song.track, row))
+
+
+def spleeter_csvs(rows, target_names) -> dict:
+    """{relative path: CSV bytes} for the track rows (split, track, row) of every split."""
+    columns = ['mix_path'] + [f'{name}_path' for name in target_names] + ['duration']
+    by_split = {split: [] for split in CSV_SPLITS}
+    for split, track, row in sorted(rows, key=lambda r: (r[0], r[1])):
+        by_split.setdefault(split, []).append(row)
+    out = {}
+    for split, split_rows in sorted(by_split.items()):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator='\n')
+        writer.writeheader()
+        writer.writerows(split_rows)
+        out[f'spleeter/{split}.csv'] = buf.getvalue().encode('utf-8')
+    return out
+
+
+def _write_csvs(rows, root, target_names):
+    for relative, data in sorted(spleeter_csvs(rows, target_names).items()):
+        size, sha = write_atomic(join(root, relative), data)
+        yield ExportedFile(export=SPLEETER_CSV, path=relative, bytes=size, sha256=sha)
+
+
+class ExportTracks(beam.PTransform):
+    """SeparatedSong -> ExportedFile of every file the exports wrote (the manifest lists them)."""
+
+    def __init__(self, root: str, exports: tuple, target_names: tuple):
+        super().__init__()
+        self.root = root
+        self.exports = exports
+        self.target_names = tuple(target_names)
+
+    def expand(self, songs):
+        written = songs | 'WriteTrackFolders' >> beam.ParDo(ExportTrackFn(self.root)).with_outputs(
+            TRACKS, main='files')
+        if SPLEETER_CSV not in self.exports:
+            return written.files
+        csvs = (written[TRACKS]
+                | 'AllTracks' >> beam.combiners.ToList()      # small rows: paths and a duration
+                | 'WriteSpleeterCsv' >> beam.FlatMap(_write_csvs, self.root, self.target_names))
+        return (written.files, csvs) | 'ExportedFiles' >> beam.Flatten()
