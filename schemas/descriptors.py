@@ -1,0 +1,120 @@
+"""The descriptors task's files: the Parquet table (a shard format) and the search index parts.
+
+- ``descriptors/split=<split>/part-NNNNN.parquet`` (``DescriptorParquetWriter``, one per shard
+  through the shared sinks): one row per frame, hive-partitioned by split (the split is the
+  folder, not a column): ``song_id``, ``stem``, ``frame``, ``sample_offset`` (= frame *
+  hop_length), ``artist``, ``title`` and the 44 descriptors (float32,
+  ``transforms.descriptor_features.COLUMNS``; ``f0`` NaN where unvoiced). Rows sorted by
+  (song_id, stem, frame); a (song, stem) never spans two files.
+- ``descriptor-index/<split>/part-NNNNN.npy`` and ``.blocks.json`` (``write_index_part``, once
+  the training statistics exist): the same blocks in the same order, z-scored
+  (schemas/descriptor_index.py).
+"""
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from schemas.descriptor_index import INDEX_EXPORT, WIDTH, with_norms, zscore
+from schemas.manifest import ExportedFile
+from schemas.shards import AtomicFile, join, shard_path, write_atomic
+from transforms.descriptor_features import COLUMNS, INDEX_FEATURES, index_features
+
+KEY_COLUMNS = (('song_id', pa.string()), ('stem', pa.string()), ('frame', pa.int32()), ('sample_offset', pa.int64()),
+               ('artist', pa.string()), ('title', pa.string()))
+SCHEMA = pa.schema(list(KEY_COLUMNS) + [(name, pa.float32()) for name in COLUMNS])
+ROW_GROUP_ROWS = 65536
+
+
+def ordered(blocks) -> list:
+    """Blocks in the order every file of a shard holds them: by song_id, then stem."""
+    return sorted(blocks, key=lambda b: (b.meta.song_id, b.meta.stem))
+
+
+def block_bytes(block) -> int:
+    """About what a block adds to its table part and index part (for --shard-mb)."""
+    return block.frames * 4 * (len(COLUMNS) + WIDTH + 6) + 256
+
+
+def table_of(blocks) -> pa.Table:
+    """Blocks (in order) -> the Parquet table, built column-wise without per-row Python work."""
+    frames = np.array([b.frames for b in blocks], dtype=np.int64)
+    which = pa.array(np.repeat(np.arange(len(blocks)), frames))
+    frame = np.concatenate([np.arange(n, dtype=np.int32) for n in frames])
+    hops = np.repeat(np.array([b.meta.hop_length for b in blocks], dtype=np.int64), frames)
+    columns = {'frame': pa.array(frame), 'sample_offset': pa.array(frame.astype(np.int64) * hops)}
+    for name in ('song_id', 'stem', 'artist', 'title'):
+        columns[name] = pc.take(pa.array([getattr(b.meta, name) for b in blocks], type=pa.string()), which)
+    values = np.concatenate([b.features for b in blocks]).astype(np.float32, copy=False)
+    for i, name in enumerate(COLUMNS):
+        columns[name] = pa.array(np.ascontiguousarray(values[:, i]))
+    return pa.table([columns[name] for name in SCHEMA.names], schema=SCHEMA)
+
+
+class DescriptorParquetWriter:
+    """Collects a shard's blocks; writes them as one Parquet file (ordered), atomically."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._blocks = []
+        self.bytes = 0
+        self.sha256 = None
+
+    def write(self, block) -> None:
+        self._blocks.append(block)
+
+    @property
+    def examples(self) -> int:
+        return len(self._blocks)
+
+    @property
+    def output_paths(self):
+        return [self.path]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            return False
+        buf = io.BytesIO()
+        pq.write_table(table_of(ordered(self._blocks)), buf, compression='zstd', row_group_size=ROW_GROUP_ROWS)
+        with AtomicFile(self.path) as handle:
+            handle.write(buf.getvalue())
+        self.bytes, self.sha256 = handle.bytes, handle.sha256
+        return False
+
+
+def blocks_document(blocks) -> dict:
+    """The rows of each (song, stem) in an index part: ``first_row`` and ``frames``."""
+    first, listed = 0, []
+    for block in blocks:
+        meta = block.meta
+        listed.append({'song_id': meta.song_id, 'stem': meta.stem, 'split': meta.split, 'artist': meta.artist,
+                       'title': meta.title, 'first_row': first, 'frames': block.frames})
+        first += block.frames
+    return {'columns': INDEX_FEATURES + ['squared_norm'], 'rows': first, 'blocks': listed}
+
+
+WRITERS = {'descriptors': DescriptorParquetWriter}
+
+
+def write_index_part(root: str, split: str, index: int, blocks, stats: dict) -> list:
+    """Writes index part ``index`` of ``split`` (the blocks of table part ``index``, z-scored
+    with ``stats``) and its block listing; returns their ExportedFiles."""
+    blocks = ordered(blocks)
+    mean, std = stats['mean'], stats['std']
+    matrix_path = shard_path('descriptor-index', split, index)
+    with AtomicFile(join(root, matrix_path)) as handle:          # streamed: header, then block by block
+        np.lib.format.write_array_header_1_0(handle, {'descr': '<f4', 'fortran_order': False,
+                                                      'shape': (sum(b.frames for b in blocks), WIDTH)})
+        for block in blocks:
+            handle.write(with_norms(zscore(index_features(block.features), mean, std)).tobytes())
+    blocks_path = shard_path('descriptor-blocks', split, index)
+    size, sha256 = write_atomic(join(root, blocks_path),
+                                json.dumps(blocks_document(blocks), sort_keys=True).encode('utf-8'))
+    return [ExportedFile(export=INDEX_EXPORT, path=matrix_path, bytes=handle.bytes, sha256=handle.sha256),
+            ExportedFile(export=INDEX_EXPORT, path=blocks_path, bytes=size, sha256=sha256)]

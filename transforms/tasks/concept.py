@@ -1,0 +1,310 @@
+"""``--task=concept``: reference clips for conditioning (textual inversion, DreamBooth-style
+fine-tuning of MusicGen and the like).
+
+Per song: CutFragments (every concept stem cut into ``--chunk-seconds`` fragments, default 5,
+the last one padded with zeros to the full length; a fragment whose real audio is below
+``--silence-db`` is dropped and counted) -> EncodeFragments (each fragment encoded as its own
+clip, with EncodeChunksFn's machinery: one model per worker, batches of fragments of one stem,
+all of one length, and the --resume cache). A fragment's concept is its folder's name with
+``--source=folders``, else its stem's canonical class (``guitar`` and ``guitar#2`` are both
+``guitar``); ``--concepts`` keeps some. Audio is decoded at the codec's rate and channel count.
+Shard writers and the folder/metadata exports are in concept_export.py.
+"""
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.utils import shared
+
+from pipelines.run_state import work_path
+from schemas.audio_io import rms_dbfs
+from schemas.ids import stable_id
+from schemas.records import ChunkedWaveform, LoadedSong, _DictRecord
+from schemas.shards import write_atomic
+from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normalize_label
+from transforms.chunk import WindowSpec
+from transforms.encode import EncodeChunksFn, codec_manifest, codec_settings
+from transforms.failures import FAILED
+from transforms.tasks.concept_export import (LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
+                                             sample_bytes)
+from transforms.tasks.task import RECORDS, Task
+
+MAX_DIR_CHARS = 64
+
+
+class ConceptOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--concepts', action='append', default=None,
+                            help='--task=concept: only these concepts, comma-separated or repeated: folder names '
+                                 'with --source=folders (case, "_" and "-" do not matter), canonical classes '
+                                 f'otherwise ({", ".join(c for c in CANONICAL_CLASSES if c != WHOLE_MIX)}). '
+                                 'Default: all.')
+
+
+def concept_dir(label: str) -> str:
+    """A concept label as one path component, the same on every machine: ASCII letters, digits,
+    '.', '_' and '-' (every run of anything else one '_'), no leading or trailing dot, at most
+    MAX_DIR_CHARS. A label changed on the way (or left empty) gets 8 hex digits of its sha256, so
+    two labels never share a folder ('a b' -> 'a_b-…', 'a_b' -> 'a_b'); never '..' nor a separator."""
+    label = str(label)
+    text = unicodedata.normalize('NFKD', label).encode('ascii', 'ignore').decode('ascii')
+    safe = re.sub(r'[^A-Za-z0-9._-]+', '_', text).strip('._')[:MAX_DIR_CHARS].strip('._')
+    if safe != label or not safe:
+        safe = f'{safe or "concept"}-{hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]}'
+    return safe
+
+
+def parse_concepts(values, from_folder: bool) -> tuple:
+    """--concepts values -> normalised names to keep; () keeps every concept.
+
+    Raises:
+        ValueError: a name that is not a canonical class (when concepts are classes).
+    """
+    names = [v.strip() for value in values or () for v in value.split(',') if v.strip()]
+    if not names or 'all' in (n.lower() for n in names):
+        return ()
+    if not from_folder:
+        lowered = {n.lower() for n in names}
+        unknown = sorted(lowered - set(CANONICAL_CLASSES) | ({WHOLE_MIX} & lowered))
+        if unknown:
+            raise ValueError(f'--concepts: unknown class(es) {unknown}; choose from '
+                             f'{[c for c in CANONICAL_CLASSES if c != WHOLE_MIX]} (folder names need --source=folders)')
+    return tuple(dict.fromkeys(normalize_label(n) for n in names))
+
+
+def concept_of(song: LoadedSong, instance: str, from_folder: bool) -> Tuple[str, Optional[str]]:
+    """(concept label, the source's own name of the stem): its folder's name with --source=folders
+    (kept on the stem's label by ReadAudioFolders), else the stem's canonical class."""
+    stem = next((s for s in song.ref.stems if s.instance == instance), None)
+    if from_folder:
+        return (stem.label if stem else instance), (stem.label if stem else None)
+    return (stem.instrument if stem else instrument_of(instance)), (stem.label if stem else None)
+
+
+@dataclass(frozen=True)
+class ConceptMeta(_DictRecord):
+    """Everything about one fragment except its codes and audio (the sample's json, the Parquet row)."""
+    example_id: str
+    song_id: str
+    split: str
+    concept: str                 # the label as the source has it (folder name or class)
+    concept_dir: str             # its folder name under concept/<split>/ (concept_dir())
+    source: str
+    artist: Optional[str]
+    title: str
+    stem: str                    # the stem instance ('guitar#2'; 'mix' for a folder clip)
+    instrument: str              # its canonical class
+    stem_label: Optional[str]    # the source's own name of the stem
+    fragment: int                # index in the stem, 0-based
+    start_seconds: float
+    duration_seconds: float      # real audio in the fragment; the rest up to num_samples is zeros
+    padded: bool
+    num_samples: int             # stored and encoded: always the full --chunk-seconds
+    real_samples: int
+    sample_rate_hz: int
+    channels: int
+    frames: int                  # code frames: always --chunk-seconds x frame rate
+    real_frames: int             # frames that hear real audio (mask the rest)
+    codec: str
+    codec_weights: str
+    frame_rate: float
+    scale: Optional[float] = None   # the codec's input scale (normalising codecs, encodec_48khz)
+
+
+@dataclass(frozen=True)
+class ConceptStem:
+    """One concept stem of a song before encoding: the segments the codec sees (each a whole
+    fragment; the last one padded) and every kept fragment's metadata, in window order."""
+    chunked: ChunkedWaveform
+    metas: Tuple[ConceptMeta, ...]
+
+
+@dataclass(frozen=True)
+class ConceptFragment:
+    """A finished fragment: metadata, int16 codes ``[codebooks, frames]`` and 16-bit FLAC bytes of
+    the (padded) audio the codes were made from."""
+    meta: ConceptMeta
+    codes: np.ndarray
+    audio_flac: bytes
+
+    @property
+    def example_id(self) -> str:
+        return self.meta.example_id
+
+
+class CutFragmentsFn(beam.DoFn):
+    """LoadedSong -> ConceptStem per wanted stem with an audible fragment. The kept fragments of
+    every stem are recorded in ``plans_root`` first (the progress line reads them)."""
+
+    def __init__(self, window: WindowSpec, silence_db: float, from_folder: bool, concepts: tuple, codec: tuple,
+                 plans_root: str = None):
+        self.window = window
+        self.silence_db = silence_db
+        self.from_folder = from_folder
+        self.concepts = concepts
+        self.codec = codec               # (name, weights id, precision, frame rate): in ids and metadata
+        self.plans_root = plans_root
+        self.fragments_kept = Metrics.counter(self.__class__, 'fragments_kept')
+        self.fragments_silent = Metrics.counter(self.__class__, 'fragments_silent')
+        self.stems_not_wanted = Metrics.counter(self.__class__, 'stems_not_wanted')
+        self.songs_no_concept = Metrics.counter(self.__class__, 'songs_no_concept')
+        self.songs_no_audible = Metrics.counter(self.__class__, 'songs_no_audible_fragment')
+
+    def process(self, song: LoadedSong):
+        wanted = []
+        for instance in sorted(song.audio):
+            concept, stem_label = concept_of(song, instance, self.from_folder)
+            if self.concepts and normalize_label(concept) not in self.concepts:
+                self.stems_not_wanted.inc()
+                continue
+            wanted.append((instance, concept, stem_label, self._audible(song.audio[instance])))
+        if not wanted:
+            self.songs_no_concept.inc()
+            return
+        kept = {stable_id('concept-stem', song.ref.song_id, i): len(k) for i, _, _, k in wanted if k}
+        if not kept:
+            self.songs_no_audible.inc()
+            return
+        if self.plans_root:
+            write_atomic(FileSystems.join(self.plans_root, f'{song.ref.song_id}.json'),
+                         json.dumps(kept, sort_keys=True).encode('utf-8'))
+        for instance, concept, stem_label, audible in wanted:
+            if audible:
+                yield self._stem(song, instance, concept, stem_label, audible)
+
+    def _audible(self, audio: np.ndarray) -> list:
+        """Indices of the fragments whose real audio is at or above --silence-db."""
+        chunk, kept = self.window.chunk, []
+        for index, start in enumerate(self.window.starts(audio.shape[-1])):
+            if rms_dbfs(audio[:, start:start + chunk]) < self.silence_db:
+                self.fragments_silent.inc()
+            else:
+                kept.append(index)
+        self.fragments_kept.inc(len(kept))
+        return kept
+
+    def _stem(self, song: LoadedSong, instance: str, concept: str, stem_label, fragments: list) -> ConceptStem:
+        audio, ref = song.audio[instance], song.ref
+        segments = tuple(self.window.segment(audio, i, keep_window=True) for i in fragments)
+        name, weights, precision, frame_rate = self.codec
+        chunk, hop, rate = self.window.chunk, self.window.hop_length, song.sample_rate_hz
+        metas = []
+        for index in fragments:
+            start = index * self.window.hop
+            real = min(chunk, audio.shape[-1] - start)
+            metas.append(ConceptMeta(
+                example_id=stable_id('concept', ref.song_id, instance, concept, index, chunk, rate, name, weights,
+                                     precision),
+                song_id=ref.song_id, split=song.split, concept=concept, concept_dir=concept_dir(concept),
+                source=ref.source, artist=ref.artist, title=ref.title, stem=instance,
+                instrument=instrument_of(instance), stem_label=stem_label, fragment=index,
+                start_seconds=round(start / rate, 6), duration_seconds=round(real / rate, 6), padded=real < chunk,
+                num_samples=chunk, real_samples=real, sample_rate_hz=rate, channels=audio.shape[0],
+                frames=self.window.frames, real_frames=math.ceil(real / hop), codec=name, codec_weights=weights,
+                frame_rate=frame_rate))
+        chunked = ChunkedWaveform(song_id=ref.song_id, waveform_id=stable_id('concept-stem', ref.song_id, instance),
+                                  segments=segments)
+        return ConceptStem(chunked=chunked, metas=tuple(metas))
+
+
+class EncodeFragmentsFn(EncodeChunksFn):
+    """ConceptStem -> ConceptFragment per fragment. Everything about the codec is EncodeChunksFn's:
+    the model loaded once per worker process (``setup`` through ``shared.Shared``), batches of
+    ``--encode-batch-size`` fragments of one stem (all of one length: no padding mask), FLAC of
+    what was encoded, and the ``--resume`` cache."""
+
+    def __init__(self, settings, batch_size: int, shared_handle: shared.Shared, cache_root: str = None):
+        super().__init__(settings, batch_size, shared_handle, write_audio=True, cache_root=cache_root)
+
+    def process(self, stem: ConceptStem):
+        encoded = self.encode_chunked(stem.chunked)
+        for meta in stem.metas:
+            scale = encoded.scales.get(meta.fragment)
+            yield ConceptFragment(meta=dataclasses.replace(meta, scale=scale), codes=encoded.codes[meta.fragment],
+                                  audio_flac=encoded.audio_flac[meta.fragment])
+
+
+def check_flags(args) -> None:
+    """Rejects flags this task would silently ignore.
+
+    Raises:
+        ValueError: a continuation-only flag, overlapping fragments, or a fill mode.
+    """
+    if args.target_stem or args.target_label:
+        raise ValueError('--task=concept takes --concepts, not --target-stem/--target-label')
+    if args.write_audio or args.report:
+        raise ValueError('--write-audio and --report are continuation options (concept samples always hold '
+                         'their audio)')
+    if args.hop_seconds is not None and args.hop_seconds != args.chunk_seconds:
+        raise ValueError('--task=concept cuts fragments end to end: --hop-seconds does not apply')
+    if args.fill_missing != 'skip':
+        raise ValueError(f'--fill-missing={args.fill_missing}: --task=concept encodes the stems songs have; '
+                         'use skip')
+
+
+class ConceptTask(Task):
+    NAME = 'concept'
+    DEFAULTS = {'chunk_seconds': 5.0}
+    OPTIONS = ConceptOptions
+    WRITERS = WRITERS
+    size_of = staticmethod(sample_bytes)
+
+    def __init__(self, args, beam_options):
+        super().__init__(args, beam_options)
+        check_flags(args)
+        self.codec = codec_settings(args, beam_options)
+        spec = self.codec.spec
+        self.window = WindowSpec(args.chunk_seconds, None, 0.0, spec.sample_rate_hz, spec.hop_length,
+                                 keep_partial=True)
+        self.from_folder = args.source == 'folders'
+        self.concepts = parse_concepts(args.concepts, self.from_folder)
+
+    def audio_format(self) -> tuple:
+        return self.codec.spec.sample_rate_hz, self.codec.spec.channels
+
+    def random_codec_seed(self):
+        return self.codec.seed if self.codec.weights == 'random' else None
+
+    def manifest_info(self) -> dict:
+        return {'codec': codec_manifest(self.codec), 'concept': {
+            'label_from': 'folder' if self.from_folder else 'stem class',
+            'concepts': list(self.concepts) or 'all', 'chunk_seconds': self.args.chunk_seconds,
+            'chunk_samples': self.window.chunk, 'frames': self.window.frames, 'silence_db': self.args.silence_db,
+            'padding': 'the last fragment of a stem is padded with zeros to chunk_samples; duration_seconds, '
+                       'real_samples and real_frames give its real length',
+            'layout': LAYOUT, 'metadata': METADATA_FILES}}
+
+    def expand(self, songs):
+        args, codec = self.args, self.codec
+        stems = songs | 'CutFragments' >> beam.ParDo(CutFragmentsFn(
+            self.window, args.silence_db, self.from_folder, self.concepts,
+            (codec.name, codec.weights_id, codec.precision, codec.spec.frame_rate),
+            plans_root=work_path(args.output, 'plans')))
+        fragments = stems | 'EncodeFragments' >> beam.ParDo(EncodeFragmentsFn(
+            codec, args.encode_batch_size, shared.Shared(), cache_root=work_path(args.output, 'codes')))
+        return {RECORDS: fragments, FAILED: None}
+
+    def exports(self, records, root: str):
+        return records | 'ExportConcepts' >> ExportConcepts(root)
+
+    def summary(self, manifest: dict, metrics: dict) -> list:
+        get = lambda name: int(metrics.get(name, 0))
+        lines = [f'fragments: {get("CutFragmentsFn.fragments_kept")} kept, {get("CutFragmentsFn.fragments_silent")} '
+                 f'dropped as silent (below {self.args.silence_db:g} dBFS); stems of other concepts: '
+                 f'{get("CutFragmentsFn.stems_not_wanted")}']
+        for split, counts in concept_counts(manifest).items():
+            lines.append(f'{split} concepts: ' + ', '.join(f'{k}={v}' for k, v in counts.items()))
+        for name, export in manifest.get('exports', {}).items():
+            lines.append(f'export {name}: {export["files"]} file(s), {export["bytes"] / 1e6:.1f} MB')
+        return lines
