@@ -55,8 +55,10 @@ def table_of(examples) -> pa.Table:
 class ParquetWriter:
     """Collects a shard's rows and writes them as one Parquet file, atomically."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, table_fn=None):
+        """``table_fn``: records -> the shard's Arrow table (default: continuation examples')."""
         self.path = path
+        self._table_fn = table_fn or table_of
         self._examples = []
         self.bytes = 0
         self.sha256 = None
@@ -75,7 +77,7 @@ class ParquetWriter:
         if exc_type is not None:
             return False
         buf = io.BytesIO()
-        pq.write_table(table_of(self._examples), buf, compression='zstd')
+        pq.write_table(self._table_fn(self._examples), buf, compression='zstd')
         with AtomicFile(self.path) as handle:
             handle.write(buf.getvalue())
         self.bytes, self.sha256 = handle.bytes, handle.sha256
