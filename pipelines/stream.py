@@ -231,6 +231,8 @@ def run_stream(args, beam_options, task) -> BuildResult:
         print(f'streaming job submitted ({type(result).__name__}): watching {args.input} -> {args.output}')
         return BuildResult(output=args.output, manifest={}, counters={})
     beam_options.view_as(StandardOptions).streaming = False    # each window is a bounded pipeline
+    if '://' not in args.input and not FileSystems.exists(args.input):
+        LOG.warning('%s does not exist (yet): watching for it', args.input)
     driver = StreamDriver(args, beam_options, task, info, parts)
     print(f'watching {args.input} every {args.watch_interval:g} s, windows of {args.window_seconds:g} s '
           f'-> {args.output} ({len(parts)} window(s) already in)', flush=True)

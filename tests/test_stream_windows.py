@@ -13,8 +13,8 @@ from pipelines.stream import StreamDriver, check_stream_options, prepare_stream_
 from schemas.manifest import read_manifest
 from schemas.records import SongRef
 from schemas.shards import ShardStats, shard_path
-from schemas.windows import (ArchiveEntry, build_part, ledger_of, list_parts, orphan_files, publish_part,
-                             rebuild_manifest, split_pending, window_name, window_of, write_part)
+from schemas.windows import (ArchiveEntry, DuplicateArchive, build_part, ledger_of, list_parts, orphan_files,
+                             publish_part, rebuild_manifest, split_pending, window_name, window_of, write_part)
 from transforms.dedup import DUPLICATES, SkipDuplicates
 from transforms.sources.watch import ArchiveWatcher
 
@@ -29,6 +29,13 @@ def test_window_names_and_the_files_they_mark():
     assert shard_path('parquet', 'test', 0) == 'parquet/test/part-00000.parquet'   # batch names unchanged
     assert window_of(tar) == window_of(f'errors/{name}.jsonl') == name
     assert window_of('webdataset/train/train-000000.tar') is None
+
+
+def test_ledger_records_round_trip():
+    for record in (ArchiveEntry('/in/A/a.zip', 5, 1.5, 's1', '/in/A/b.zip'), ArchiveEntry('/in/A/c.zip', 0, 2.0),
+                   DuplicateArchive('/in/A/b.zip', 's1', '/in/A/a.zip')):
+        data = record.to_dict()
+        assert type(record).from_dict(data) == record and data == record.to_dict()
 
 
 def _touch(path, data=b'x', mtime=1000.0):
