@@ -22,6 +22,8 @@ def _names(pattern: str) -> list:
 
 
 def progress_line(root: str, chunk_seconds: float, elapsed: float) -> str:
+    if chunk_seconds is None:          # a task without windows (descriptors) records no plans or codes
+        return f'progress: {elapsed:.0f} s elapsed'
     plans = {}
     for path in _names(work_path(root, 'plans', '*.json')):
         with FileSystems.open(path) as handle:

@@ -22,14 +22,22 @@ so that the k results are k places, not one place shifted by a frame.
 import argparse
 import json
 import math
+import os
 import sys
 from dataclasses import asdict, dataclass
 
-import numpy as np
+if __name__ == '__main__':
+    # The query's matrix products are thin and memory-bound: a second BLAS thread costs more to
+    # wake (and spins) than it gains, most of all on a busy machine. Set before numpy loads.
+    for _variable in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ.setdefault(_variable, '1')
 
-from schemas.audio_io import AudioDecodeError, decode_audio, resample, to_channels
-from schemas.descriptor_index import IndexUnusable, open_index, zscore
-from transforms.descriptor_features import DELTA_WIDTH, N_FFT, describe, frame_count, index_features, yin_lags
+import numpy as np  # noqa: E402  (after the thread settings)
+
+from schemas.audio_io import AudioDecodeError, decode_audio, resample, to_channels  # noqa: E402
+from schemas.descriptor_index import IndexUnusable, open_index, zscore  # noqa: E402
+from transforms.descriptor_features import (DELTA_WIDTH, N_FFT, describe, frame_count,  # noqa: E402
+                                            index_features, yin_lags)
 
 COARSE_FRAMES = 16
 CHUNK_CELLS = 1 << 21            # query frames x rows per matrix product (bounds memory)
@@ -130,17 +138,22 @@ def separated(distances: np.ndarray, count: int, zone: int, part) -> list:
     return picked
 
 
-def exact_distances(part, starts: np.ndarray, queries: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """float64 ``sum_j |q_j - z_{f + offsets_j}|^2`` for consecutive ``starts`` (consecutive offsets)."""
+def segment_distances(part, starts: np.ndarray, queries: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``sum_j |q_j - z_{f + offsets_j}|^2`` for consecutive ``starts`` and consecutive ``offsets``:
+    one float32 product of the memory-mapped rows (norms included, as in ``scan``), then the
+    sums along its diagonals in float64."""
     first, last = int(starts[0]) + int(offsets[0]), int(starts[-1]) + int(offsets[-1])
-    z = np.asarray(part.matrix[first:last + 1, :-1], dtype=np.float64)
-    products = z @ queries.T.astype(np.float64)                  # [rows, queries]
-    norms = np.concatenate([[0.0], np.cumsum(np.einsum('ij,ij->i', z, z))])
-    n, m = len(starts), len(offsets)
-    diagonal = np.lib.stride_tricks.as_strided(products, shape=(n, m),
-                                               strides=(products.strides[0], products.strides[0] + products.strides[1]))
-    return np.maximum(np.sum(queries.astype(np.float64) ** 2) + norms[m:m + n] - norms[:n]
-                      - 2.0 * diagonal.sum(axis=1), 0.0)
+    augmented = np.hstack([queries, np.full((len(queries), 1), -0.5)]).astype(np.float32)
+    products = part.matrix[first:last + 1] @ augmented.T              # [rows, queries]
+    diagonal = np.lib.stride_tricks.as_strided(products, shape=(len(starts), len(offsets)),
+                                               strides=(products.strides[0], sum(products.strides)))
+    return np.maximum(np.sum(queries.astype(np.float64) ** 2) - 2.0 * diagonal.sum(axis=1, dtype=np.float64), 0.0)
+
+
+def exact_distance(part, start: int, queries: np.ndarray, offsets: np.ndarray) -> float:
+    """``sum_j |q_j - z_{start + offsets_j}|^2`` from the differences themselves, in float64."""
+    rows = np.asarray(part.matrix[start + offsets, :-1], dtype=np.float64)
+    return float(np.sum((rows - queries.astype(np.float64)) ** 2))
 
 
 def search(index, audio: np.ndarray, k: int = 10, splits=(), stems=(), exact: bool = False,
@@ -173,12 +186,13 @@ def search(index, audio: np.ndarray, k: int = 10, splits=(), stems=(), exact: bo
         low = max(int(part.first_rows[block]), start - refine)
         high = min(int(part.first_rows[block] + part.frames[block]) - span, start + refine)
         starts = np.arange(low, high + 1)
-        scored.update(zip(((number, int(f)) for f in starts), exact_distances(part, starts, queries, offsets)))
-    return _best(index, scored, k, zone, len(offsets))
+        scored.update(zip(((number, int(f)) for f in starts), segment_distances(part, starts, queries, offsets)))
+    return _best(index, scored, k, zone, queries, offsets)
 
 
-def _best(index, scored: dict, k: int, zone: int, compared: int) -> list:
-    """The k best of the scored starts, no two in one block closer than ``zone``+1, as Matches."""
+def _best(index, scored: dict, k: int, zone: int, queries: np.ndarray, offsets: np.ndarray) -> list:
+    """The k best of the scored starts, no two in one block within ``zone`` frames, as Matches
+    with their exact distances."""
     hop, rate = int(index.settings['hop_length']), int(index.settings['sample_rate_hz'])
     taken, matches = [], []
     for (number, start), distance in sorted(scored.items(), key=lambda item: (item[1], item[0])):
@@ -190,7 +204,8 @@ def _best(index, scored: dict, k: int, zone: int, compared: int) -> list:
         info, frame = part.blocks[block], start - int(part.first_rows[block])
         matches.append(Match(song_id=info['song_id'], stem=info['stem'], split=info['split'], artist=info['artist'],
                              title=info['title'], frame=frame, sample_offset=frame * hop,
-                             seconds=round(frame * hop / rate, 6), distance=math.sqrt(distance / compared)))
+                             seconds=round(frame * hop / rate, 6),
+                             distance=math.sqrt(exact_distance(part, start, queries, offsets) / len(offsets))))
         if len(matches) == k:
             break
     return matches

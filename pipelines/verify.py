@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.manifest import MANIFEST_NAME, read_manifest
-from schemas.shards import SHARD_PATTERNS, join
+from schemas.shards import join
 from schemas.webdataset import npy_load
 from schemas.windows import split_pending
 
@@ -184,7 +184,7 @@ def scan_dataset(root: str) -> Scan:
             scan.counted[shard['path']] = READERS[fmt](scan, path, data, split)
         except Exception as e:   # an unreadable shard is a finding, not a crash
             scan.decode_problems.append(f'{shard["path"]}: {type(e).__name__}: {e}')
-    for fmt in SHARD_PATTERNS:
+    for fmt in READERS:          # the continuation formats (SHARD_PATTERNS holds every task's)
         scan.unlisted += [p for p in _files_under(root, fmt) if p not in listed]
     scan.unlisted, scan.pending = split_pending(manifest, scan.unlisted)
     return scan
@@ -212,7 +212,7 @@ def check_no_unlisted(scan: Scan):
 def check_counts(scan: Scan):
     problems = []
     for split, stats in sorted(scan.manifest['splits'].items()):
-        for fmt in SHARD_PATTERNS:
+        for fmt in READERS:
             shards = stats['shards'].get(fmt, [])
             listed = sum(s['examples'] for s in shards)
             if listed != stats['examples']:

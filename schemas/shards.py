@@ -14,6 +14,10 @@ from schemas.records import _DictRecord
 SHARD_PATTERNS = {
     'webdataset': 'webdataset/{split}/{split}-{index:06d}.tar',
     'parquet': 'parquet/{split}/part-{index:05d}.parquet',
+    # --task=descriptors: the table, hive-partitioned by split, and the search index beside it
+    'descriptors': 'descriptors/split={split}/part-{index:05d}.parquet',
+    'descriptor-index': 'descriptor-index/{split}/part-{index:05d}.npy',
+    'descriptor-blocks': 'descriptor-index/{split}/part-{index:05d}.blocks.json',
 }
 
 
