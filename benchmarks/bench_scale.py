@@ -1,11 +1,11 @@
 """Pipeline efficiency, worker speed-up and peak memory on this machine.
 
-Run: .venv/bin/python -m benchmarks.bench_scale [--workers 1,2] [--long-song]
+Run: .venv/bin/python -m benchmarks.bench_scale [--workers 1,2] [--parts throughput,memory,long]
 Prints, from one run over a fixed generated corpus: codec-only encode throughput (the same
 windows and batch size, no Beam), end-to-end build throughput (encoded audio seconds per wall
 second), their ratio (pipeline efficiency), per-stage time from the counters, peak RSS, the
-speed-up of each worker count over one, and peak RSS for 4 vs 40 songs (and, with --long-song,
-one 10-minute song of 16 stems at 44.1 kHz stereo). Figures only; nothing asserts.
+speed-up of each worker count over one, and peak RSS for 4 vs 40 songs (and, with --parts
+including long, one 10-minute song of 16 stems at 44.1 kHz stereo). Figures only; nothing asserts.
 """
 import argparse
 import io
@@ -78,28 +78,51 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--workers', default='1,2', help='Worker counts to compare. Default: 1,2.')
     parser.add_argument('--songs', type=int, default=6, help='Songs in the throughput corpus. Default: 6.')
-    parser.add_argument('--long-song', action='store_true', help='Also build one 10-minute, 16-stem song.')
+    parser.add_argument('--parts', default='throughput,memory',
+                        help='What to measure: throughput (codec only vs builds per worker count), memory '
+                             '(4 vs 40 songs), long (one 10-minute, 16-stem song). Default: throughput,memory.')
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix='stemforge-scale-')
     corpus = os.path.join(tmp, 'corpus')
     make_corpus(corpus, args.songs, 31.0)
+    parts = set(args.parts.split(','))
+    if 'throughput' in parts:
+        throughput(corpus, tmp, args)
+    if 'memory' in parts:
+        memory(tmp)
+    if 'long' in parts:
+        long_song(tmp)
+
+
+def throughput(corpus, tmp, args):
     print(f'cores: {os.cpu_count()}; corpus: {args.songs} songs x 31 s, 4 stereo 44.1 kHz stems; '
           'guitar target, 1 assortment')
     codec_rate = codec_only_seconds_per_second(62.0, 6)
     print(f'codec only: {codec_rate:.2f} audio s per wall s')
     walls = {}
-    for workers in [int(w) for w in args.workers.split(',')]:
+    runs = [(int(w), None) for w in args.workers.split(',')]
+    if (1, None) in runs:
+        runs.insert(runs.index((1, None)) + 1, (1, 1))   # one worker with one torch thread, like each of N
+    for workers, threads in runs:
         extra = [] if workers == 1 else ['--direct_running_mode=multi_processing', f'--direct_num_workers={workers}']
-        wall, peak, counters = build(corpus, os.path.join(tmp, f'out{workers}'), extra)
-        walls[workers] = wall
+        extra += [f'--torch-threads={threads}'] if threads else []
+        label = f'{workers} worker(s), {threads or max(1, (os.cpu_count() or 1) // workers)} torch thread(s) each'
+        wall, peak, counters = build(corpus, os.path.join(tmp, f'out{workers}-{threads}'), extra)
+        walls[(workers, threads)] = wall
         encoded = counters['EncodeChunksFn.windows_encoded'] * 10.24
-        stages = {k.split('.')[-1]: v / 1000 for k, v in counters.items() if k.endswith('_ms')}
-        print(f'{workers} worker(s): {wall:.1f} s wall, {encoded:.0f} s encoded, {encoded / wall:.2f} s/s, '
+        stages = {k.split('.')[-1]: v / 1000 for k, v in counters.items() if k.endswith('_ms') and 'audio' not in k}
+        print(f'{label}: {wall:.1f} s wall, {encoded:.0f} s encoded, {encoded / wall:.2f} s/s, '
               f'efficiency {encoded / wall / codec_rate:.2f} (vs codec only), peak RSS {peak:.0f} MiB, '
               f'stage CPU seconds {json.dumps({k: round(v, 1) for k, v in sorted(stages.items())})}')
-    for workers, wall in walls.items():
-        if workers != 1 and 1 in walls:
-            print(f'speed-up of {workers} workers over 1: {walls[1] / wall:.2f}x')
+    for (workers, threads), wall in walls.items():
+        if workers != 1:
+            for base in [(1, None), (1, 1)]:
+                if base in walls:
+                    print(f'speed-up of {workers} workers over 1 worker with '
+                          f'{"default" if base[1] is None else base[1]} torch thread(s): {walls[base] / wall:.2f}x')
+
+
+def memory(tmp):
     peaks = {}
     for songs in (4, 40):
         small = os.path.join(tmp, f'mem{songs}')
@@ -107,11 +130,15 @@ def main():
         peaks[songs] = build(small, os.path.join(tmp, f'memout{songs}'))[1]
         print(f'{songs} songs of 11 s: peak RSS {peaks[songs]:.0f} MiB')
     print(f'peak RSS 40 songs / 4 songs: {peaks[40] / peaks[4]:.2f}')
-    if args.long_song:
-        long_corpus = os.path.join(tmp, 'long')
-        make_corpus(long_corpus, 1, 600.0, stems_per_song=16)
-        wall, peak, _ = build(long_corpus, os.path.join(tmp, 'longout'))
-        print(f'one 10-minute song, 16 stereo 44.1 kHz stems: {wall:.0f} s wall, peak RSS {peak:.0f} MiB')
+
+
+def long_song(tmp):
+    long_corpus = os.path.join(tmp, 'long')
+    make_corpus(long_corpus, 1, 600.0, stems_per_song=16)
+    # One target (the stem labelled 'guitar', not its 3 namesakes) and its context: 2 waveforms.
+    wall, peak, _ = build(long_corpus, os.path.join(tmp, 'longout'), ['--target-label=guitar'])
+    print(f'one 10-minute song, 16 stereo 44.1 kHz stems (one target): {wall:.0f} s wall, '
+          f'peak RSS {peak:.0f} MiB')
 
 
 if __name__ == '__main__':

@@ -44,7 +44,7 @@ def decode_audio(data: bytes, name: str, max_seconds: float):
             audio, rate = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as e:
             raise AudioDecodeError(f'{name}: cannot decode audio ({_reason(e)})') from e
-        audio = np.ascontiguousarray(audio.T)
+        audio = audio.T    # a view: [channels, samples] without a second copy of the stem
     return check_audio(audio, name, rate, max_seconds), rate
 
 

@@ -105,7 +105,7 @@ class LoadStemsFn(beam.DoFn):
         if samples.shape[0] > 2:
             self.stems_downmixed.inc()
             note = f'{label}: {samples.shape[0]} channels down-mixed to {self.channels}'
-        samples = resample(to_channels(samples, self.channels), rate, self.sample_rate_hz)
+        samples = np.ascontiguousarray(resample(to_channels(samples, self.channels), rate, self.sample_rate_hz))
         if samples.shape[-1] == 0:
             raise InputError(f'{label}: too short to resample (0 samples at {self.sample_rate_hz} Hz)')
         return samples, note
