@@ -22,4 +22,4 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q tests
 
 clean:
-	rm -rf $(VENV) demo-corpus demo-dataset *.egg-info
+	rm -rf $(VENV) demo-corpus demo-dataset demo-separation demo-concept demo-descriptors *.egg-info
