@@ -58,19 +58,18 @@ def measure(window_seconds: float, watch_interval: float, archives: int, spacing
         build = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     while build.poll() is None and 'watching' not in open(log).read():
         time.sleep(0.2)
-    landed = {}
-    for i, song in enumerate(songs):
-        time.sleep(spacing if i else 1.0)
-        target = os.path.join(watched, os.path.relpath(song, staging))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.rename(song, target)
-        landed[_song_id(target)] = (os.path.relpath(target, watched), time.time())
-    results = {}
-    while len(results) < len(landed) and build.poll() is None:
+    landed, results, due = {}, {}, [time.time() + 1.0 + i * spacing for i in range(len(songs))]
+    while len(results) < len(songs) and build.poll() is None:
+        if len(landed) < len(songs) and time.time() >= due[len(landed)]:
+            song = songs[len(landed)]
+            target = os.path.join(watched, os.path.relpath(song, staging))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.rename(song, target)
+            landed[_song_id(target)] = (os.path.relpath(target, watched), time.time())
         for song_id, (window, start) in _listed(output).items():
             if song_id in landed and song_id not in results:
                 results[song_id] = (window, start, time.time())
-        time.sleep(0.2)
+        time.sleep(0.1)
     build.terminate()
     build.wait()
     return [(name, at, *results[song_id]) for song_id, (name, at) in landed.items() if song_id in results]
