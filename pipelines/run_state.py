@@ -16,7 +16,6 @@ from schemas.ids import stable_id
 from schemas.manifest import COUNTERS_NAME, MANIFEST_NAME, read_manifest
 from schemas.shards import join, write_atomic
 from schemas.windows import PARTS_DIR
-from schemas.windows import PARTS_DIR
 
 WORK_DIR = '_work'
 # How a run is carried out, not what it builds: left out of the manifest's options.
@@ -102,20 +101,6 @@ def prepare_output(args) -> str:
         _delete_folder(work_path(root))     # a fresh run starts from nothing
     write_atomic(work_path(root, 'run.json'), json.dumps({'fingerprint': current}).encode('utf-8'))
     return 'resume' if args.resume and recorded == current else 'fresh'
-
-
-def _written_in_windows(root: str) -> bool:
-    """The output holds a continuous-mode dataset (manifest parts, see schemas/windows.py)."""
-    return bool(FileSystems.match([join(root, PARTS_DIR) + '/*.json'])[0].metadata_list)
-
-
-def delete_dataset(root: str) -> None:
-    """Deletes the dataset under ``root``: what a batch build writes, a continuous-mode build's
-    manifest parts and the counters."""
-    _delete_dataset(root)
-    _delete_folder(join(root, PARTS_DIR))
-    if FileSystems.exists(join(root, COUNTERS_NAME)):
-        FileSystems.delete([join(root, COUNTERS_NAME)])
 
 
 def _written_in_windows(root: str) -> bool:

@@ -93,10 +93,6 @@ class WriteShardFn(beam.DoFn):
         """The shard's path under the root (a windowed sink names it after ``window``)."""
         return shard_path(fmt, split, index)
 
-    def shard_relative(self, fmt: str, split: str, index: int, window) -> str:
-        """The shard's path under the root (a windowed sink names it after ``window``)."""
-        return shard_path(fmt, split, index)
-
     def _complete(self, stats_file, ids):
         """The recorded ShardStats when the group is complete on disk, else None."""
         if not stats_file or not FileSystems.exists(stats_file):

@@ -4,8 +4,6 @@ Per song: PlanExamples (targets x assortments x variants) -> Render (each distin
 context waveform once) -> Chunk -> EncodeChunks -> AssembleExamples. Audio is decoded at the
 codec's rate and channel count.
 """
-import apache_beam as beam
-
 from pipelines.run_state import work_path
 from schemas.webdataset import sample_bytes
 from transforms.assemble import AssembleExamples
