@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.build import main, run
-from schemas.manifest import read_errors, read_manifest
+from schemas.manifest import read_errors
 from schemas.parquet import codes_of
 from schemas.webdataset import read_samples
 from tests.conftest import FAST_FLAGS

@@ -5,11 +5,10 @@ import re
 
 import apache_beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import make_parser, parse_args
 from runners.container import artifact_registry_image, local_image, package_version, sdk_base_image
-from runners.dataflow import ACCELERATOR, ENCODE_BATCH_SIZE, HARNESS_THREADS
+from runners.dataflow import ENCODE_BATCH_SIZE, HARNESS_THREADS
 from runners.registry import PRESETS, with_preset
 from tests.conftest import ROOT
 

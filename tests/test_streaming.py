@@ -1,7 +1,6 @@
 """Continuous mode (--streaming): a dataset that grows as archives land, on the local runner;
 the same graph in fixed windows on Beam's streaming DirectRunner; the Dataflow job's graph."""
 import glob
-import json
 import logging
 import os
 import shutil
@@ -19,7 +18,7 @@ from apache_beam.transforms.window import TimestampedValue
 
 from pipelines.build import manifest_info, run
 from pipelines.options import parse_args
-from pipelines.stream import prepare_stream_output, unbounded_pipeline
+from pipelines.stream import unbounded_pipeline
 from pipelines.stream_graph import windowed_graph
 from pipelines.verify import run_checks, scan_dataset
 from runners.registry import with_preset
