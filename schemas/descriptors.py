@@ -10,16 +10,15 @@
   the training statistics exist): the same blocks in the same order, z-scored
   (schemas/descriptor_index.py).
 """
-import io
 import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from schemas.descriptor_index import INDEX_EXPORT, WIDTH, with_norms, zscore
 from schemas.manifest import ExportedFile
+from schemas.parquet import ParquetWriter
 from schemas.shards import AtomicFile, join, shard_path, write_atomic
 from transforms.descriptor_features import COLUMNS, INDEX_FEATURES, index_features
 
@@ -54,38 +53,15 @@ def table_of(blocks) -> pa.Table:
     return pa.table([columns[name] for name in SCHEMA.names], schema=SCHEMA)
 
 
-class DescriptorParquetWriter:
+class DescriptorParquetWriter(ParquetWriter):
     """Collects a shard's blocks; writes them as one Parquet file (ordered), atomically."""
 
     def __init__(self, path: str):
-        self.path = path
-        self._blocks = []
-        self.bytes = 0
-        self.sha256 = None
+        super().__init__(path, table_fn=_ordered_table, row_group_size=ROW_GROUP_ROWS)
 
-    def write(self, block) -> None:
-        self._blocks.append(block)
 
-    @property
-    def examples(self) -> int:
-        return len(self._blocks)
-
-    @property
-    def output_paths(self):
-        return [self.path]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            return False
-        buf = io.BytesIO()
-        pq.write_table(table_of(ordered(self._blocks)), buf, compression='zstd', row_group_size=ROW_GROUP_ROWS)
-        with AtomicFile(self.path) as handle:
-            handle.write(buf.getvalue())
-        self.bytes, self.sha256 = handle.bytes, handle.sha256
-        return False
+def _ordered_table(blocks) -> pa.Table:
+    return table_of(ordered(blocks))
 
 
 def blocks_document(blocks) -> dict:

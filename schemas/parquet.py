@@ -55,9 +55,11 @@ def table_of(examples) -> pa.Table:
 class ParquetWriter:
     """Collects a shard's rows and writes them as one Parquet file, atomically."""
 
-    def __init__(self, path: str, table_fn=None):
-        """``table_fn``: records -> the shard's Arrow table (default: continuation examples')."""
+    def __init__(self, path: str, table_fn=None, row_group_size=None):
+        """``table_fn``: records -> the shard's Arrow table (default: continuation examples');
+        ``row_group_size``: rows per row group (default: pyarrow's)."""
         self.path = path
+        self._row_group_size = row_group_size
         self._table_fn = table_fn or table_of
         self._examples = []
         self.bytes = 0
@@ -77,7 +79,7 @@ class ParquetWriter:
         if exc_type is not None:
             return False
         buf = io.BytesIO()
-        pq.write_table(self._table_fn(self._examples), buf, compression='zstd')
+        pq.write_table(self._table_fn(self._examples), buf, compression='zstd', row_group_size=self._row_group_size)
         with AtomicFile(self.path) as handle:
             handle.write(buf.getvalue())
         self.bytes, self.sha256 = handle.bytes, handle.sha256

@@ -9,18 +9,17 @@ Parquet: an index, one row per chunk and no audio: where the sample is (WebDatas
 key, the folder export's track), its offsets, the RMS of the mixture and of each target, and
 which targets are silent (the song has no such stem) or filled from the reserve.
 """
-import io
 import json
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from schemas.audio_io import decode_flac, rms_dbfs
+from schemas.parquet import ParquetWriter
 from schemas.records import LoadedSong, SongRef, _DictRecord
-from schemas.shards import AtomicFile, shard_path
+from schemas.shards import shard_path
 from schemas.webdataset import WebDatasetWriter
 
 # 24-bit files (schemas.audio_io.encode_pcm24): one step is 2**-23 of full scale, so the mixture and
@@ -153,47 +152,23 @@ def index_row(meta: SeparationMeta, webdataset_shard: str) -> dict:
     return dict(row, webdataset_shard=webdataset_shard, webdataset_key=meta.example_id)
 
 
-class SeparationIndexWriter:
+class SeparationIndexWriter(ParquetWriter):
     """The Parquet index of one shard: one row per chunk, naming the WebDataset shard and key that
     hold its audio. Written once, atomically, when the shard is complete."""
 
     def __init__(self, path: str, webdataset_shard: Optional[str] = None):
-        self.path = path
+        super().__init__(path, table_fn=self._index_table)
         self.webdataset_shard = webdataset_shard
-        self._rows = []
-        self.bytes = 0
-        self.sha256 = None
 
     @classmethod
     def for_shard(cls, path: str, split: str, index: int):
         """The writer of shard ``index`` of ``split``: its rows point into that shard's tar."""
         return cls(path, shard_path('webdataset', split, index))
 
-    def write(self, example: SeparationExample) -> None:
-        self._rows.append(index_row(example.meta, self.webdataset_shard))
-
-    @property
-    def examples(self) -> int:
-        return len(self._rows)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            return False
-        buf = io.BytesIO()
-        table = pa.Table.from_pylist([{name: row.get(name) for name in SCHEMA.names} for row in self._rows],
-                                     schema=SCHEMA)
-        pq.write_table(table, buf, compression='zstd')
-        with AtomicFile(self.path) as handle:
-            handle.write(buf.getvalue())
-        self.bytes, self.sha256 = handle.bytes, handle.sha256
-        return False
-
-    @property
-    def output_paths(self):
-        return [self.path]
+    def _index_table(self, examples) -> pa.Table:
+        rows = [index_row(example.meta, self.webdataset_shard) for example in examples]
+        return pa.Table.from_pylist([{name: row.get(name) for name in SCHEMA.names} for row in rows],
+                                    schema=SCHEMA)
 
 
 WRITERS = {'webdataset': SeparationWebDatasetWriter, 'parquet': SeparationIndexWriter}
