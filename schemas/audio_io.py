@@ -148,6 +148,20 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32).reshape(audio.shape[0], -1)
 
 
+def sum_audio(arrays, like: np.ndarray = None) -> np.ndarray:
+    """Sums ``[channels, samples]`` arrays in order into one new float32 buffer, padding shorter
+    ones with silence; silence shaped like ``like`` when there are none. (``np.sum`` of a list
+    would first stack them all: a copy of every stem of the song.)"""
+    arrays = list(arrays)
+    if not arrays:
+        return np.zeros(like.shape, np.float32)
+    total = np.zeros((arrays[0].shape[0], max(a.shape[-1] for a in arrays)), np.float32)
+    total[:, :arrays[0].shape[-1]] = arrays[0]
+    for array in arrays[1:]:
+        total[:, :array.shape[-1]] += array
+    return total
+
+
 def peak_dbfs(audio: np.ndarray) -> float:
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return 20.0 * np.log10(peak) if peak > 0 else -np.inf

@@ -300,3 +300,15 @@ class DescriptorBlock:
         return int(self.features.shape[0])
 
 _NESTED = {('SongRef', 'stems'): StemRef, ('ExamplePlan', 'distortion'): DistortionStep}
+
+
+def _register_coders():
+    """Song-length audio records travel with AudioRecordCoder (see schemas/coders.py); a stage
+    that outputs them declares it with ``.with_output_types(<record>)``."""
+    from apache_beam import coders
+    from schemas.coders import AudioRecordCoder
+    for record in (LoadedSong, PlannedSong, Waveform, ChunkedWaveform):
+        coders.registry.register_coder(record, AudioRecordCoder)
+
+
+_register_coders()

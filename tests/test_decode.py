@@ -1,3 +1,4 @@
+import tracemalloc
 import os
 
 import apache_beam as beam
@@ -6,7 +7,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.audio_io import AudioDecodeError, decode_audio, resample, to_channels
+from schemas.audio_io import AudioDecodeError, decode_audio, resample, sum_audio, to_channels
 from schemas.records import SongRef, StemRef
 from schemas.taxonomy import classify_stem
 from tests.corpus import wav_bytes, write_zip
@@ -73,3 +74,20 @@ def test_load_aligns_marks_silence_downmixes_and_fails_bad_stems_alone(tmp_path)
                     label='songs')
         assert_that(out[FAILED] | beam.Map(lambda f: (f.stage, os.path.basename(f.input), f.song_id)),
                     equal_to([('decode', 't.zip::Vocals.wav', 's1')]), label='failed')
+
+
+def test_sum_audio_matches_a_stacked_sum_and_holds_one_buffer():
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal((2, n), dtype=np.float32) for n in (48000, 48000, 40000, 48000)]
+    stacked = np.sum([np.pad(a, ((0, 0), (0, 48000 - a.shape[-1]))) for a in arrays], axis=0, dtype=np.float32)
+    before = [a.copy() for a in arrays]
+    tracemalloc.start()
+    total = sum_audio(arrays)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert total.dtype == np.float32 and total.tobytes() == stacked.tobytes()   # same order, same bits
+    assert peak < 1.5 * total.nbytes            # one output buffer, not a stack of every input
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, before))
+    single = sum_audio(arrays[:1])
+    assert not np.shares_memory(single, arrays[0]) and np.array_equal(single, arrays[0])
+    assert np.array_equal(sum_audio([], like=arrays[0]), np.zeros_like(arrays[0]))

@@ -104,4 +104,4 @@ class Chunk(beam.PTransform):
         self.fn = ChunkFn(spec, keep_audio)
 
     def expand(self, waveforms):
-        return waveforms | 'CutWindows' >> beam.ParDo(self.fn)
+        return waveforms | 'CutWindows' >> beam.ParDo(self.fn).with_output_types(ChunkedWaveform)

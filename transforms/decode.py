@@ -12,7 +12,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from schemas.audio_io import decode_audio, decode_stream, peak_dbfs, resample, to_channels
+from schemas.audio_io import decode_audio, decode_stream, peak_dbfs, resample, sum_audio, to_channels
 from schemas.records import LoadedSong, SongRef
 from transforms.failures import FAILED, INPUT_ERRORS, InputError, failure
 from transforms.fill import fit_donor, reference_level
@@ -86,7 +86,7 @@ class LoadStemsFn(beam.DoFn):
             parts.append(samples)
             notes.extend([note] if note else [])
         self.stems_decoded.inc()
-        summed = sum_padded(parts)
+        summed = parts[0] if len(parts) == 1 else sum_audio(parts)
         self.audio_ms_decoded.inc(int(round(1000 * summed.shape[-1] / self.sample_rate_hz)))
         return summed, notes
 
@@ -128,14 +128,6 @@ class LoadStemsFn(beam.DoFn):
                           padded_seconds=padded, notes=notes)
 
 
-def sum_padded(parts) -> np.ndarray:
-    """Sums ``[channels, samples]`` arrays, padding the shorter ones with silence."""
-    if len(parts) == 1:
-        return parts[0]
-    length = max(p.shape[-1] for p in parts)
-    return np.sum([np.pad(p, ((0, 0), (0, length - p.shape[-1]))) for p in parts], axis=0, dtype=np.float32)
-
-
 class LoadStems(beam.PTransform):
     """Decodes songs; outputs ``songs`` (LoadedSong) and ``failed``."""
 
@@ -146,4 +138,5 @@ class LoadStems(beam.PTransform):
                               silent_peak_db)
 
     def expand(self, songs):
-        return songs | 'DecodeStems' >> beam.ParDo(self.fn).with_outputs(FAILED, main='songs')
+        return songs | 'DecodeStems' >> beam.ParDo(self.fn).with_output_types(LoadedSong).with_outputs(
+            FAILED, main='songs')

@@ -147,4 +147,4 @@ class PlanExamples(beam.PTransform):
         self.fn = PlanExamplesFn(targets, assortments, max_context_stems, seed, augment, distortion, labels)
 
     def expand(self, songs):
-        return songs | 'PlanPerSong' >> beam.ParDo(self.fn)
+        return songs | 'PlanPerSong' >> beam.ParDo(self.fn).with_output_types(PlannedSong)

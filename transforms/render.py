@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.metrics import Metrics
 
+from schemas.audio_io import sum_audio
 from schemas.ids import stable_id
 from schemas.records import ExampleMeta, PlannedSong, Waveform
 from schemas.shards import write_atomic
@@ -45,7 +46,7 @@ def headroom_gain(audio: np.ndarray) -> float:
 
 def mix_stems(audio: dict, names) -> tuple:
     """Sums stems and scales the sum so its peak is at most MIX_HEADROOM; returns (mix, gain)."""
-    mix = np.sum([audio[n] for n in names], axis=0, dtype=np.float32)
+    mix = sum_audio(audio[n] for n in names)
     gain = headroom_gain(mix)
     return (mix * np.float32(gain)).astype(np.float32), gain
 
@@ -78,8 +79,8 @@ class RenderFn(beam.DoFn):
                          self.spec.hop, self.spec.keep_partial)
 
     def _context(self, song, plan):
-        stems = [song.audio[n] for n in plan.context] or [np.zeros_like(song.audio[plan.target])]  # whole mix
-        mix = augment(np.sum(stems, axis=0, dtype=np.float32),
+        # No context stems (a whole-mix song): a silent context.
+        mix = augment(sum_audio((song.audio[n] for n in plan.context), song.audio[plan.target]),
                       self.spec.sample_rate_hz, plan.augmentation)
         gain = headroom_gain(mix)
         mix = (mix * np.float32(gain)).astype(np.float32)
@@ -180,4 +181,5 @@ class Render(beam.PTransform):
         self.fn = RenderFn(spec, silence_db, codec_name, weights_id, frame_rate, precision, plans_root, buffer_mb)
 
     def expand(self, planned):
-        return planned | 'MixContexts' >> beam.ParDo(self.fn).with_outputs(EXAMPLES, main='waveforms')
+        return planned | 'MixContexts' >> beam.ParDo(self.fn).with_output_types(Waveform).with_outputs(
+            EXAMPLES, main='waveforms')

@@ -82,4 +82,4 @@ class AssignSplit(beam.PTransform):
         self.split_from = split_from
 
     def expand(self, songs):
-        return songs | 'SplitByGroup' >> beam.ParDo(AssignSplitFn(self.ratios, self.split_from))
+        return songs | 'SplitByGroup' >> beam.ParDo(AssignSplitFn(self.ratios, self.split_from)).with_output_types(LoadedSong)

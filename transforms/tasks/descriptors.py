@@ -14,6 +14,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from schemas.audio_io import sum_audio
 from schemas.descriptor_index import INDEX_EXPORT, STATS_PATH, stats_bytes, stats_document
 from schemas.descriptors import WRITERS, block_bytes, write_index_part
 from schemas.ids import stable_id
@@ -63,7 +64,7 @@ def mix_of(song) -> np.ndarray:
     (--source=folders) is its own mix."""
     instruments = {s.instance: s.instrument for s in song.ref.stems}
     stems = [n for n in sorted(song.audio) if instruments.get(n) != WHOLE_MIX] or sorted(song.audio)
-    return np.sum([song.audio[n] for n in stems], axis=0, dtype=np.float32)
+    return sum_audio(song.audio[n] for n in stems)
 
 
 class DescribeSongFn(beam.DoFn):

@@ -17,7 +17,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from schemas.audio_io import encode_pcm24
+from schemas.audio_io import encode_pcm24, sum_audio
 from schemas.ids import stable_id
 from schemas.separation import (FLAC_SUBTYPE, MIXTURE, RMS_FLOOR_DB, WRITERS, SeparatedSong, SeparationExample,
                                 SeparationMeta, level_db, sample_bytes)
@@ -124,15 +124,6 @@ def assign_stems(stems, targets) -> tuple:
     return assigned, rest
 
 
-def _sum(arrays, like: np.ndarray) -> np.ndarray:
-    """The sum of equal-shaped arrays, added in order into one float32 buffer (np.sum of a list
-    would first stack them all: a copy of every stem of the song)."""
-    total = np.zeros(like.shape, np.float32)
-    for array in arrays:
-        total += array
-    return total
-
-
 class SeparateSongFn(beam.DoFn):
     """LoadedSong -> SeparatedSong, or nothing (counted) when it lacks a target and the fill mode
     is not silence."""
@@ -156,12 +147,12 @@ class SeparateSongFn(beam.DoFn):
             return
         self.targets_silenced.inc(len(missing))
         like = next(iter(song.audio.values()))
-        targets = [(t.name, _sum((song.audio[n] for n in assigned[t.name]), like)) for t in self.targets]
-        mixture = _sum([a for _, a in targets] + [song.audio[n] for n in rest], like)
+        targets = [(t.name, sum_audio((song.audio[n] for n in assigned[t.name]), like)) for t in self.targets]
+        mixture = sum_audio([a for _, a in targets] + [song.audio[n] for n in rest], like)
         gain = min([headroom_gain(mixture)] + [headroom_gain(a) for _, a in targets])
         if gain < 1.0:
             self.songs_scaled.inc()
-            for audio in [mixture] + [a for _, a in targets]:    # the buffers _sum made: scaled in place
+            for audio in [mixture] + [a for _, a in targets]:    # the buffers sum_audio made: scaled in place
                 audio *= np.float32(gain)
         by_instance = {s.instance: s for s in stems}
         self.songs_separated.inc()
