@@ -24,6 +24,7 @@ from runners.registry import with_preset
 from schemas.manifest import add_counters, read_errors, read_manifest, write_counters
 from schemas.shards import join
 from transforms.decode import LoadStems
+from transforms.dedup import DUPLICATES, SkipDuplicates, duplicate_failure
 from transforms.failures import FAILED
 from transforms.fill import FillMissing
 from transforms.sources.registry import check_source_options, source_class
@@ -78,10 +79,10 @@ def check_task_flags(args, parser_defaults: dict) -> None:
             raise ValueError(f'{flags}: option(s) of --task={name}, not of --task={args.task}')
 
 
-def split_songs(source, args, task):
-    """The stages every task shares after the source: FillMissing -> LoadStems -> AssignSplit.
-    Returns (split songs, LoadStems' failures)."""
-    songs = source.songs | 'FillMissing' >> FillMissing(
+def split_songs(songs, args, task):
+    """The stages every task shares after the source's songs: FillMissing -> LoadStems ->
+    AssignSplit. Returns (split songs, LoadStems' failures)."""
+    songs = songs | 'FillMissing' >> FillMissing(
         args.fill_missing, task.fill_classes(), args.reserve_fraction, parse_ratios(args.split_ratios),
         args.split_from, args.seed)
     rate, channels = task.audio_format()
@@ -97,9 +98,11 @@ def build_graph(pipeline, args, task):
     check_source_options(args)
     reader = source_class(args.source)
     source = pipeline | reader.__name__ >> reader.from_args(args)
-    songs, load_failures = split_songs(source, args, task)
+    unique = source.songs | 'SkipDuplicates' >> SkipDuplicates({})
+    copies = unique[DUPLICATES] | 'DuplicatesToErrors' >> beam.Map(duplicate_failure)
+    songs, load_failures = split_songs(unique.songs, args, task)
     made = songs | f'{type(task).__name__}' >> task
-    failures = [source[FAILED], load_failures] + ([made[FAILED]] if made.get(FAILED) is not None else [])
+    failures = [source[FAILED], copies, load_failures] + ([made[FAILED]] if made.get(FAILED) is not None else [])
     failures = tuple(failures) | 'MergeFailures' >> beam.Flatten()
     exports = task.exports(made[RECORDS], args.output)
     return (made[RECORDS], failures) | 'WriteDataset' >> WriteDataset(

@@ -7,7 +7,6 @@ driver runs one per window); ``unbounded_graph`` is the standard streaming graph
 ``fileio.MatchContinuously`` -> the same stages, with the duplicate check kept in state for
 the job's life and everything after it in fixed windows of ``--window-seconds``.
 """
-from types import SimpleNamespace
 
 import apache_beam as beam
 from apache_beam.transforms.window import FixedWindows
@@ -37,7 +36,7 @@ def _read_new_songs(archives, args, known: dict, unbounded: bool):
 
 def _songs_to_sink(songs, read_failures, ledger, args, task, info: dict, namer: WindowNamer):
     """The batch build's song stages and the task, then WriteWindow. Returns the manifest paths."""
-    split, load_failures = split_songs(SimpleNamespace(songs=songs), args, task)
+    split, load_failures = split_songs(songs, args, task)
     made = split | f'{type(task).__name__}' >> task
     failures = [read_failures, load_failures] + ([made[FAILED]] if made.get(FAILED) is not None else [])
     failures = tuple(failures) | 'MergeFailures' >> beam.Flatten()

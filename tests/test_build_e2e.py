@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.build import main, run
+from pipelines.verify import main as verify_main
 from schemas.manifest import read_errors
 from schemas.parquet import codes_of
 from schemas.webdataset import read_samples
@@ -165,6 +166,27 @@ def test_bad_inputs_land_in_errors_and_good_songs_complete(tmp_path):
     for title in ('alpha', 'beta'):    # beta keeps its four good stems
         assert {r['target_stem'] for r in rows if r['title'] == title} == {'guitar', 'bass'}
     assert result.counters['LoadStemsFn.stems_downmixed'] == 1
+
+
+def test_a_copy_under_another_artist_is_skipped_and_logged(tmp_path, capsys):
+    root = str(tmp_path / 'in')
+    original = write_song(root, 'Ana', 'one', 1)
+    write_song(root, 'Bo', 'two', 2)
+    os.makedirs(f'{root}/Cy')
+    shutil.copyfile(original, f'{root}/Cy/copy.zip')      # same bytes, another artist (split group)
+    out = str(tmp_path / 'out')
+    result = run([f'--input={root}', f'--output={out}'] + FAST_FLAGS)
+    rows = list(_rows(out).values())
+    assert {r['title'] for r in rows} == {'one', 'two'} and {r['artist'] for r in rows} == {'Ana', 'Bo'}
+    errors = read_errors(out)
+    assert [(e['stage'], e['error_type'], e['input']) for e in errors] == [
+        ('read', 'DuplicateContent', f'{root}/Cy/copy.zip')]
+    assert f'same content as {original}' in errors[0]['message']
+    counters = result.manifest['counters']
+    assert counters['FirstCopyFn.archives_duplicate'] == 1 and counters['FirstCopyFn.archives_new'] == 2
+    capsys.readouterr()
+    assert verify_main([out]) == 0     # example ids unique, one split per song
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith('FAIL')]
 
 
 def test_nothing_usable_exits_non_zero_and_says_why(tmp_path, capsys):

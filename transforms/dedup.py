@@ -1,13 +1,15 @@
-"""SkipDuplicates: a streaming build reads each song's content once.
+"""SkipDuplicates: a build reads each song's content once.
 
-An archive whose content (the song id, a hash of the archive's bytes) is already in the
-dataset, or arrives twice, is skipped: the first copy is kept and every other becomes a
-``DuplicateArchive`` naming the archive that holds the content, counted as
-``archives_duplicate``. Two ways, one contract:
+A song whose content (the song id: for archives a hash of their bytes) is already in the
+dataset, or is read twice (a copy under another name or artist), is skipped: the first copy is
+kept and every other becomes a ``DuplicateArchive`` naming the input that holds the content,
+counted as ``archives_duplicate``. Without it, a copy would repeat every example id and, under
+another artist, could put the same song in two splits. Two ways, one contract:
 
-- ``FirstCopyFn`` (bounded windows, the local runner): groups a window's songs by id and keeps
-  the copy with the smallest path, so the choice does not depend on arrival order; songs
-  already in the dataset come from the ledger (``known``).
+- ``FirstCopyFn`` (batch builds, and bounded windows on the local runner): groups songs by id
+  and keeps the copy with the smallest path, so the choice does not depend on arrival order;
+  a streaming build's songs already in the dataset come from the ledger (``known``). A batch
+  build records each skipped copy in its error log (``duplicate_failure``).
 - ``FirstSeenFn`` (unbounded streams, Dataflow): a stateful DoFn in the global window that
   remembers the first path seen per song id for the life of the job, on top of ``known``.
 """
@@ -18,9 +20,19 @@ from apache_beam.coders import StrUtf8Coder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
+from schemas.records import FailedRecord
 from schemas.windows import DuplicateArchive
 
 DUPLICATES = 'duplicates'
+
+
+def duplicate_failure(duplicate: DuplicateArchive) -> FailedRecord:
+    """A skipped copy as a batch build's error-log entry (stage ``read``)."""
+    Metrics.counter('errors', 'read').inc()
+    return FailedRecord(stage='read', input=duplicate.path, error_type='DuplicateContent',
+                        message=f'{duplicate.path}: same content as {duplicate.duplicate_of} (song '
+                                f'{duplicate.song_id}); skipped, the copy with the smallest path is kept',
+                        song_id=duplicate.song_id)
 
 
 class _Counting:
