@@ -30,7 +30,7 @@ from pipelines.report import write_report
 from pipelines.run_state import delete_dataset, finish
 from pipelines.stream_graph import unbounded_graph, window_graph
 from runners.direct import RUNNER as LOCAL_RUNNER
-from schemas.manifest import MANIFEST_NAME, read_counters, read_manifest, write_counters
+from schemas.manifest import MANIFEST_NAME, add_counters, read_counters, read_manifest, write_counters
 from schemas.shards import join
 from schemas.windows import (archive_item, ledger_of, next_sequence, orphan_files, part_path, read_part, read_parts,
                              rebuild_manifest, window_name)
@@ -92,7 +92,8 @@ def prepare_stream_output(args, info: dict) -> list:
         LOG.warning('removing %d file(s) of windows that did not complete: %s', len(stale), stale[:3])
         FileSystems.delete(stale)
     finish(root)
-    rebuild_manifest(root, info, parts)
+    if rebuild_manifest(root, info, parts) and read_counters(root):
+        add_counters(root, read_manifest(root), read_counters(root))
     return parts
 
 
@@ -175,12 +176,14 @@ class StreamDriver:
         return part_path(name)
 
     def _add_counters(self, window_metrics: dict) -> None:
-        """This run's counters, and the dataset's counters.json (the sum over its windows)."""
+        """This run's counters, the dataset's counters.json (the sum over its windows) and the
+        manifest's ``counters`` (the dataset counters of that sum)."""
         dataset = read_counters(self.args.output) or {}
         for name, value in window_metrics.items():
             self.metrics[name] = self.metrics.get(name, 0) + value
             dataset[name] = dataset.get(name, 0) + value
         write_counters(self.args.output, dataset)
+        add_counters(self.args.output, read_manifest(self.args.output), dataset)
 
 
 def window_line(part: dict) -> str:

@@ -160,6 +160,8 @@ def merge_manifest(info: dict, manifest: Optional[dict], part: dict) -> dict:
                            'archives_ingested': done['archives_ingested'] + part['ingested'],
                            'duplicates_skipped': done['duplicates_skipped'] + part['duplicates'],
                            'archives_failed': done['archives_failed'] + part['failed']}
+    if manifest and 'counters' in manifest:    # the local driver's sums, updated after each window
+        merged['counters'] = manifest['counters']
     return merged
 
 

@@ -22,7 +22,7 @@ from pipelines.stream import unbounded_pipeline
 from pipelines.stream_graph import windowed_graph
 from pipelines.verify import run_checks, scan_dataset
 from runners.registry import with_preset
-from schemas.manifest import read_errors, read_manifest
+from schemas.manifest import dataset_counters, read_counters, read_errors, read_manifest
 from schemas.reader import open_dataset
 from schemas.windows import archive_item, list_parts, read_parts, window_of
 from tests.conftest import FAST_FLAGS
@@ -115,6 +115,10 @@ def test_every_song_once_corrupt_in_errors_duplicate_counted(streamed):
     assert (streaming['archives_ingested'], streaming['duplicates_skipped'], streaming['archives_failed']) == (3, 1, 1)
     assert result.counters['FirstCopyFn.archives_duplicate'] == 1
     assert result.counters['FirstCopyFn.archives_new'] == 3
+    counters = read_manifest(out)['counters']     # the dataset's counters, summed over windows
+    assert counters == dataset_counters(read_counters(out))
+    assert counters['FirstCopyFn.archives_duplicate'] == 1 and counters['errors.read'] == 1
+    assert counters['LoadStemsFn.stems_decoded'] == 3 * 4 and not any(k.endswith('_ms') for k in counters)
     errors = read_errors(out)
     assert [(e['stage'], e['input']) for e in errors] == [('read', streamed['corrupt'])]
     assert 'not a readable zip archive' in errors[0]['message']
