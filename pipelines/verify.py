@@ -6,8 +6,11 @@ bytes and sha256, no unlisted shards, example counts per split agree between the
 the tar samples and the Parquet rows, every sample decodes (npy without pickle, FLAC),
 codes are int16 in ``[0, codebook_size)`` shaped ``[codebooks, frames]`` by the manifest's
 geometry, both formats hold the same examples, example ids are unique, and no song or
-artist is in two splits. ``--decode N`` turns N random examples' codes back into WAVs with
-the codec the manifest names. Prints one PASS/FAIL line per check and a total; exits 1 on
+artist is in two splits. For the other tasks (separation, concept, descriptors) it checks the
+files: listed shards exist, intact, none unlisted, and every exported file the manifest lists
+(track folders, CSVs, concept folders, the descriptor index) exists with its bytes and sha256.
+``--decode N`` turns N random continuation examples' codes back into WAVs with the codec the
+manifest names. Prints one PASS/FAIL line per check and a total; exits 1 on
 any failure.
 """
 import argparse
@@ -27,7 +30,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.manifest import MANIFEST_NAME, read_manifest
-from schemas.shards import join
+from schemas.shards import SHARD_PATTERNS, join
 from schemas.webdataset import npy_load
 from schemas.windows import split_pending
 
@@ -50,7 +53,10 @@ class Scan:
     """Everything read from a dataset, reduced to what the checks need."""
     root: str
     manifest: dict
-    frames: int
+    frames: int                                                    # continuation: frames per window
+    task: str = 'continuation'
+    exports: int = 0                                               # exported files listed
+    export_problems: List[str] = field(default_factory=list)       # missing, or bytes or sha256 differ
     missing: List[str] = field(default_factory=list)               # listed, not found
     mismatched: List[str] = field(default_factory=list)            # bytes or sha256 differ
     unlisted: List[str] = field(default_factory=list)
@@ -160,33 +166,55 @@ def _files_under(root: str, folder: str) -> List[str]:
     return sorted(m.path[len(base):].replace(os.sep, '/') if m.path.startswith(base) else m.path for m in found)
 
 
+def _read_listed(root: str, entry: dict):
+    """(bytes of a listed file, or None when missing; a problem when its bytes or sha256 differ
+    from ``entry``'s)."""
+    path = join(root, entry['path'])
+    if not FileSystems.exists(path):
+        return None, None
+    with FileSystems.open(path, compression_type='uncompressed') as handle:
+        data = handle.read()
+    sha = hashlib.sha256(data).hexdigest()
+    if entry['sha256'] and (len(data), sha) != (entry['bytes'], entry['sha256']):   # '': listed without size
+        return data, (f'{entry["path"]}: {len(data)} bytes sha256 {sha[:12]}..., manifest says '
+                      f'{entry["bytes"]} bytes sha256 {entry["sha256"][:12]}...')
+    return data, None
+
+
 def scan_dataset(root: str) -> Scan:
-    """Reads the manifest and every listed shard once; records what the checks need."""
+    """Reads the manifest and every listed shard and exported file once; records what the checks
+    need. The shards of a continuation dataset are also read example by example."""
     manifest = read_manifest(root)
-    if manifest.get('task', 'continuation') != 'continuation':
-        raise ValueError(f'{root} holds a {manifest["task"]} dataset; these checks are for continuation datasets')
-    scan = Scan(root=root, manifest=manifest,
-                frames=round(manifest['options']['chunk_seconds'] * manifest['codec']['frame_rate']))
-    listed = set()
+    task = manifest.get('task', 'continuation')
+    frames = round(manifest['options']['chunk_seconds'] * manifest['codec']['frame_rate']) if task == 'continuation' else 0
+    scan = Scan(root=root, manifest=manifest, frames=frames, task=task)
+    listed, formats = set(), set(READERS) if task == 'continuation' else set()
     for split, fmt, shard in _listed_shards(manifest):
         listed.add(shard['path'])
-        path = join(root, shard['path'])
-        if not FileSystems.exists(path):
+        formats.add(fmt)
+        data, problem = _read_listed(root, shard)
+        if data is None:
             scan.missing.append(shard['path'])
             continue
-        with FileSystems.open(path, compression_type='uncompressed') as handle:
-            data = handle.read()
-        sha = hashlib.sha256(data).hexdigest()
-        if (len(data), sha) != (shard['bytes'], shard['sha256']):
-            scan.mismatched.append(f'{shard["path"]}: {len(data)} bytes sha256 {sha[:12]}..., manifest says '
-                                   f'{shard["bytes"]} bytes sha256 {shard["sha256"][:12]}...')
+        scan.mismatched += [problem] if problem else []
+        if task != 'continuation':
+            continue
         try:
-            scan.counted[shard['path']] = READERS[fmt](scan, path, data, split)
+            scan.counted[shard['path']] = READERS[fmt](scan, join(root, shard['path']), data, split)
         except Exception as e:   # an unreadable shard is a finding, not a crash
             scan.decode_problems.append(f'{shard["path"]}: {type(e).__name__}: {e}')
-    for fmt in READERS:          # the continuation formats (SHARD_PATTERNS holds every task's)
-        scan.unlisted += [p for p in _files_under(root, fmt) if p not in listed]
+    for fmt in sorted(formats):
+        folder = SHARD_PATTERNS[fmt].split('/')[0] if fmt in SHARD_PATTERNS else fmt
+        scan.unlisted += [p for p in _files_under(root, folder) if p not in listed]
     scan.unlisted, scan.pending = split_pending(manifest, scan.unlisted)
+    for export in manifest.get('exports', {}).values():
+        for entry in export['paths']:
+            scan.exports += 1
+            data, problem = _read_listed(root, entry)
+            if data is None:
+                scan.export_problems.append(f'missing: {entry["path"]}')
+            elif problem:
+                scan.export_problems.append(problem)
     return scan
 
 
@@ -224,6 +252,10 @@ def check_counts(scan: Scan):
                     problems.append(f'{shard["path"]}: {found} {unit}, manifest says {shard["examples"]}')
     totals = {s: st['examples'] for s, st in sorted(scan.manifest['splits'].items())}
     return problems, f'examples per split {totals} match the tar samples and Parquet rows'
+
+
+def check_exports_intact(scan: Scan):
+    return scan.export_problems, f'{scan.exports} exported file(s) found, bytes and sha256 match the manifest'
 
 
 def check_decode(scan: Scan):
@@ -284,10 +316,19 @@ CHECKS: Dict[str, Callable] = {
 }
 
 
+# Every other task's dataset: its files against the manifest (the examples inside are the task's own).
+FILE_CHECKS: Dict[str, Callable] = {
+    'shards exist': check_shards_exist,
+    'shards intact': check_shards_intact,
+    'no unlisted shards': check_no_unlisted,
+    'exports intact': check_exports_intact,
+}
+
+
 def run_checks(scan: Scan) -> List[tuple]:
-    """(name, passed, message) of every check."""
+    """(name, passed, message) of every check for the dataset's task."""
     results = []
-    for name, check in CHECKS.items():
+    for name, check in (CHECKS if scan.task == 'continuation' else FILE_CHECKS).items():
         problems, summary = check(scan)
         results.append((name, not problems, summary if not problems else _listing(list(problems))))
     return results
@@ -357,7 +398,9 @@ def main(argv=None) -> int:
     for name, passed, message in results:
         print(f'{"PASS" if passed else "FAIL"}  {name}: {message}')
     failed = sum(1 for _, passed, _ in results if not passed)
-    if args.decode and not failed:
+    if args.decode and scan.task != 'continuation':
+        print(f'not decoding: --decode turns continuation codes back into audio; this is a {scan.task} dataset')
+    elif args.decode and not failed:
         name = os.path.basename(args.dataset.rstrip('/')) or 'dataset'
         out_dir = args.decode_dir or f'verify-decoded-{name}'
         written = decode_examples(args.dataset, read_manifest(args.dataset), args.decode, out_dir, args.seed)

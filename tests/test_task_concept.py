@@ -251,3 +251,11 @@ def test_overwrite_removes_the_concept_folders_and_metadata(tmp_path):
         (tmp_path / path).write_bytes(b'x')
     _delete_dataset(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ['keep.txt']
+
+
+def test_verify_checks_the_shards_and_the_concept_folders(folders_build):
+    from pipelines.verify import run_checks, scan_dataset
+    scan = scan_dataset(folders_build.output)
+    results = run_checks(scan)
+    assert all(ok for _, ok, _ in results), results
+    assert scan.exports == sum(e['files'] for e in folders_build.manifest['exports'].values()) > 0

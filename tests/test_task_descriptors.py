@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -274,3 +275,22 @@ def test_build_is_byte_identical_on_the_multi_process_runner(built, tmp_path):
     assert hashes(result.output) == hashes(again.output)
     assert {k: v for k, v in result.manifest.items() if k not in ('options', 'counters')} == \
         {k: v for k, v in again.manifest.items() if k not in ('options', 'counters')}
+
+
+def test_verify_checks_the_table_and_the_index(built, tmp_path):
+    from pipelines.verify import run_checks, scan_dataset
+    result, _ = built
+    results = run_checks(scan_dataset(result.output))
+    assert all(ok for _, ok, _ in results) and [name for name, _, _ in results] == [
+        'shards exist', 'shards intact', 'no unlisted shards', 'exports intact']
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(result.output, copy)
+    with open(f'{copy}/descriptors/split=train/stray.parquet', 'wb') as f:
+        f.write(b'not listed')
+    index = sorted(glob.glob(f'{copy}/descriptor-index/*/*.npy'))[0]
+    with open(index, 'ab') as f:
+        f.write(b'\0')
+    results = {name: (ok, message) for name, ok, message in run_checks(scan_dataset(copy))}
+    assert not results['no unlisted shards'][0] and 'descriptors/split=train/stray.parquet' in results['no unlisted shards'][1]
+    assert not results['exports intact'][0] and os.path.relpath(index, copy) in results['exports intact'][1]
+    assert results['shards exist'][0] and results['shards intact'][0]

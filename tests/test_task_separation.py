@@ -9,6 +9,7 @@ import glob
 import hashlib
 import io
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -322,3 +323,21 @@ def test_chunks_hop_keep_partial_and_drop_quiet_ones():
     # Chunk 1 has only bass (no target): every target below; chunk 2 is silent; chunk 0 is kept.
     assert [e.meta.chunk_index for e in kept] == [0]
     assert kept[0].meta.target_rms_db == {'vocals': -20.0} and kept[0].meta.folder_path is None
+
+
+def test_verify_checks_the_shards_and_every_exported_file(silence_build, tmp_path):
+    from pipelines.verify import run_checks, scan_dataset
+    results = run_checks(scan_dataset(silence_build.output))
+    assert [(name, ok) for name, ok, _ in results] == [('shards exist', True), ('shards intact', True),
+                                                      ('no unlisted shards', True), ('exports intact', True)]
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(silence_build.output, copy)
+    wav = sorted(glob.glob(f'{copy}/**/*.wav', recursive=True))[0]
+    with open(wav, 'r+b') as f:
+        f.seek(-1, os.SEEK_END)
+        f.write(b'\x01' if f.read(1) != b'\x01' else b'\x02')
+    os.remove(glob.glob(f'{copy}/spleeter/train.csv')[0])
+    results = {name: (ok, message) for name, ok, message in run_checks(scan_dataset(copy))}
+    assert not results['exports intact'][0] and results['shards intact'][0]
+    assert os.path.relpath(wav, copy) in results['exports intact'][1]
+    assert 'missing: spleeter/train.csv' in results['exports intact'][1]
