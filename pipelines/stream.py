@@ -92,8 +92,9 @@ def prepare_stream_output(args, info: dict) -> list:
         LOG.warning('removing %d file(s) of windows that did not complete: %s', len(stale), stale[:3])
         FileSystems.delete(stale)
     finish(root)
-    if rebuild_manifest(root, info, parts) and read_counters(root):
-        add_counters(root, read_manifest(root), read_counters(root))
+    summed = read_counters(root)
+    if rebuild_manifest(root, info, parts) and summed:
+        add_counters(root, read_manifest(root), summed)
     return parts
 
 

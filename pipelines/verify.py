@@ -166,19 +166,37 @@ def _files_under(root: str, folder: str) -> List[str]:
     return sorted(m.path[len(base):].replace(os.sep, '/') if m.path.startswith(base) else m.path for m in found)
 
 
+def _mismatch(entry: dict, size: int, sha: str):
+    """A problem when a listed file's size or sha256 differ from the manifest's (None when they
+    agree, or when the manifest lists the file without them)."""
+    if entry['sha256'] and (size, sha) != (entry['bytes'], entry['sha256']):
+        return (f'{entry["path"]}: {size} bytes sha256 {sha[:12]}..., manifest says '
+                f'{entry["bytes"]} bytes sha256 {entry["sha256"][:12]}...')
+    return None
+
+
 def _read_listed(root: str, entry: dict):
-    """(bytes of a listed file, or None when missing; a problem when its bytes or sha256 differ
-    from ``entry``'s)."""
+    """(bytes of a listed shard, or None when missing; its mismatch with the manifest)."""
     path = join(root, entry['path'])
     if not FileSystems.exists(path):
         return None, None
     with FileSystems.open(path, compression_type='uncompressed') as handle:
         data = handle.read()
-    sha = hashlib.sha256(data).hexdigest()
-    if entry['sha256'] and (len(data), sha) != (entry['bytes'], entry['sha256']):   # '': listed without size
-        return data, (f'{entry["path"]}: {len(data)} bytes sha256 {sha[:12]}..., manifest says '
-                      f'{entry["bytes"]} bytes sha256 {entry["sha256"][:12]}...')
-    return data, None
+    return data, _mismatch(entry, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _export_problem(root: str, entry: dict):
+    """An exported file missing or differing from the manifest, hashed in blocks (a track's WAV
+    is never held whole)."""
+    path = join(root, entry['path'])
+    if not FileSystems.exists(path):
+        return f'missing: {entry["path"]}'
+    digest, size = hashlib.sha256(), 0
+    with FileSystems.open(path, compression_type='uncompressed') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+            size += len(block)
+    return _mismatch(entry, size, digest.hexdigest())
 
 
 def scan_dataset(root: str) -> Scan:
@@ -210,11 +228,8 @@ def scan_dataset(root: str) -> Scan:
     for export in manifest.get('exports', {}).values():
         for entry in export['paths']:
             scan.exports += 1
-            data, problem = _read_listed(root, entry)
-            if data is None:
-                scan.export_problems.append(f'missing: {entry["path"]}')
-            elif problem:
-                scan.export_problems.append(problem)
+            problem = _export_problem(root, entry)
+            scan.export_problems += [problem] if problem else []
     return scan
 
 
