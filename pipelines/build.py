@@ -112,7 +112,7 @@ def build_graph(pipeline, args, task):
 
 
 def manifest_info(args, task) -> dict:
-    return dict({'task': args.task, 'source': args.source, 'fingerprint': fingerprint(args),
+    return dict({'task': args.task, 'source': args.source, 'fingerprint': fingerprint(args, task.shaping()),
                  'options': {k: v for k, v in sorted(vars(args).items()) if k not in RUN_CONTROL}},
                 **task.manifest_info())
 
@@ -213,7 +213,7 @@ def run(argv=None) -> BuildResult:
         return run_stream(args, beam_options, task)
     pipeline = beam.Pipeline(options=beam_options)
     build_graph(pipeline, args, task)           # checks every option before the output is touched
-    if prepare_output(args) == 'complete':
+    if prepare_output(args, task.shaping()) == 'complete':
         print(f'{args.output} is complete (built with these options); nothing to do')
         return BuildResult(output=args.output, manifest=read_manifest(args.output), counters={})
     if task.random_codec_seed() is not None:

@@ -1,7 +1,7 @@
 """A progress line on stderr while a build runs, from what the run writes to its work folder.
 
 Render records each song's waveforms and their windows in ``_work/plans/<song>.json``;
-EncodeChunks stores each encoded waveform as ``_work/codes/<song>--<waveform>.npz``. Reading
+EncodeChunks stores each encoded segment as ``_work/codes/<song>--<waveform>--<first window>-<windows>.npz``. Reading
 both works for every runner and worker count (and for remote outputs) without live metrics.
 """
 import json
@@ -28,12 +28,17 @@ def progress_line(root: str, chunk_seconds: float, elapsed: float) -> str:
     for path in _names(work_path(root, 'plans', '*.json')):
         with FileSystems.open(path) as handle:
             plans[path.rsplit('/', 1)[-1][:-5]] = json.loads(handle.read().decode('utf-8'))
-    encoded = {}
+    windows = {}
     for path in _names(work_path(root, 'codes', '*.npz')):
-        song, waveform = path.rsplit('/', 1)[-1][:-4].split('--', 1)
-        encoded.setdefault(song, set()).add(waveform)
+        song, waveform, span = path.rsplit('/', 1)[-1][:-4].split('--', 2)
+        key = (song, waveform)
+        windows[key] = windows.get(key, 0) + int(span.rsplit('-', 1)[-1])
+    encoded = {}
+    for (song, waveform), count in windows.items():
+        if count >= plans.get(song, {}).get(waveform, float('inf')):
+            encoded.setdefault(song, set()).add(waveform)
     planned_windows = sum(sum(p.values()) for p in plans.values())
-    done_windows = sum(plans.get(song, {}).get(w, 0) for song, waves in encoded.items() for w in waves)
+    done_windows = sum(min(count, plans.get(song, {}).get(w, 0)) for (song, w), count in windows.items())
     songs_done = sum(1 for song, p in plans.items() if set(p) <= encoded.get(song, set()))
     seconds = done_windows * chunk_seconds
     rate = seconds / elapsed if elapsed > 0 else 0.0

@@ -21,8 +21,10 @@ WORK_DIR = '_work'
 # How a run is carried out, not what it builds: left out of the manifest's options.
 RUN_CONTROL = ('resume', 'overwrite', 'report', 'progress_seconds',
                'streaming', 'watch_interval', 'window_seconds', 'stop_after_idle')
-# Options that do not change a byte of the dataset.
-NOT_SHAPING = RUN_CONTROL + ('output', 'torch_threads', 'device', 'encode_batch_size')
+# Options that do not change a byte of the dataset by themselves: how the codec runs enters the
+# fingerprint as the task's ``shaping()`` (runtime, device, and threads or batch size where the
+# runtime's codes depend on them).
+NOT_SHAPING = RUN_CONTROL + ('output', 'codec_threads', 'device', 'encode_batch_size', 'codec_runtime')
 
 
 class RunOptions(PipelineOptions):
@@ -37,10 +39,10 @@ class RunOptions(PipelineOptions):
                             help='Seconds between progress lines on stderr. Default: 10.')
 
 
-def fingerprint(args) -> str:
-    """The id of the options that shape the dataset."""
-    shaping = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SHAPING}
-    return stable_id('run', shaping)
+def fingerprint(args, shaping: dict = None) -> str:
+    """The id of the options that shape the dataset, and of ``shaping`` (the task's)."""
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SHAPING}
+    return stable_id('run', dict(options, **{f'task.{k}': v for k, v in (shaping or {}).items()}))
 
 
 def work_path(root: str, *parts) -> str:
@@ -74,13 +76,13 @@ def _delete_dataset(root: str) -> None:
             FileSystems.delete([join(root, name)])
 
 
-def prepare_output(args) -> str:
+def prepare_output(args, shaping: dict = None) -> str:
     """Checks ``--output`` against the options; returns 'fresh', 'resume' or 'complete'.
 
     Raises:
         ValueError: the output holds a dataset made with other options and no --overwrite.
     """
-    root, current = args.output, fingerprint(args)
+    root, current = args.output, fingerprint(args, shaping)
     recorded = _recorded_fingerprint(root)
     if _written_in_windows(root):
         if not args.overwrite:
@@ -90,8 +92,9 @@ def prepare_output(args) -> str:
         recorded = None
     if recorded is not None and recorded != current:
         if not args.overwrite:
-            raise ValueError(f'{root} holds a dataset built with other options (fingerprint {recorded}, '
-                             f'these options give {current}); use --overwrite to replace it or another --output')
+            raise ValueError(f'{root} holds a dataset built with other options or another codec runtime, device, '
+                             f'precision or thread count (fingerprint {recorded}, these give {current}); '
+                             'use --overwrite to replace it or another --output')
         _delete_dataset(root)
         recorded = None
     if args.resume and recorded == current and FileSystems.exists(join(root, MANIFEST_NAME)) \

@@ -193,13 +193,14 @@ class Waveform:
 
 @dataclass(frozen=True)
 class Segment:
-    """One window of a waveform with its encode margins: encode ``audio`` and keep
-    ``frames`` frames from ``offset_frames``."""
-    window: int
+    """Consecutive windows of a waveform with their encode margins: encode ``audio`` (a fixed
+    length for the number of windows, zeros past ``real_samples``) and keep ``frames`` frames
+    from each of ``offsets_frames``."""
+    windows: Tuple[int, ...]
     audio: np.ndarray
-    offset_frames: int
+    real_samples: int
+    offsets_frames: Tuple[int, ...]
     frames: int
-    window_audio: Optional[np.ndarray] = None   # the window alone, kept with --write-audio
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,7 @@ class ChunkedWaveform:
     song_id: str
     waveform_id: str
     segments: Tuple[Segment, ...]
+    window_audio: Dict[int, np.ndarray] = field(default_factory=dict)   # each window alone, with --write-audio
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,7 @@ def _register_coders():
     that outputs them declares it with ``.with_output_types(<record>)``."""
     from apache_beam import coders
     from schemas.coders import AudioRecordCoder
-    for record in (LoadedSong, PlannedSong, Waveform, ChunkedWaveform):
+    for record in (LoadedSong, PlannedSong, Waveform, ChunkedWaveform, Segment):
         coders.registry.register_coder(record, AudioRecordCoder)
 
 

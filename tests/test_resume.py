@@ -87,7 +87,7 @@ def test_progress_line_reads_the_work_folder(tmp_path):
     codes.mkdir()
     (plans / 's1.json').write_text(json.dumps({'a': 2, 'b': 2}))
     (plans / 's2.json').write_text(json.dumps({'c': 4}))
-    for name in ('s1--a', 's1--b', 'x--y'):   # x: a song not planned yet
+    for name in ('s1--a--0-2', 's1--b--0-1', 's1--b--1-1', 'x--y--0-1'):   # x: a song not planned yet
         (codes / f'{name}.npz').write_bytes(b'')
     line = progress_line(str(tmp_path), 10.0, 8.0)
     assert line.startswith('progress: 1/2 songs') and '40 s of audio (5.00 s/s)' in line and 'ETA for what is planned 8 s' in line

@@ -1,9 +1,12 @@
 """Chunk: fixed windows of a waveform, each cut with encode margins of real audio.
 
 Window positions are planned from the target (silent windows dropped) in Render;
-this stage cuts the segments the encoder sees: the window plus up to
-``margin`` samples of real audio on each side, so codes at window edges match a
-whole-song encode.
+this stage cuts the segments the encoder sees. A segment is a run of up to
+``span_windows`` consecutive windows with ``margin`` samples on each side (real audio
+where the waveform has it), so codes at window edges match a whole-song encode and the
+margins are paid once per run, not once per window. A segment of n windows always has
+``segment_samples(n)`` samples (zeros past the waveform's end, the real length recorded),
+so segments of any waveform and song can share a batch.
 """
 import apache_beam as beam
 import numpy as np
@@ -31,7 +34,11 @@ class ChunkOptions(PipelineOptions):
 class WindowSpec:
     """Window geometry in samples, checked against the codec's frame size."""
 
-    def __init__(self, chunk_seconds, hop_seconds, margin_seconds, sample_rate_hz, hop_length, keep_partial):
+    def __init__(self, chunk_seconds, hop_seconds, margin_seconds, sample_rate_hz, hop_length, keep_partial,
+                 span_windows: int = 1):
+        if span_windows < 1:
+            raise ValueError(f'--encode-span-windows={span_windows}: at least 1')
+        self.span_windows = span_windows
         self.sample_rate_hz = sample_rate_hz
         self.hop_length = hop_length
         self.chunk = self._samples('--chunk-seconds', chunk_seconds)
@@ -71,19 +78,49 @@ class WindowSpec:
                 kept.append(index)
         return kept, dropped
 
-    def segment(self, audio: np.ndarray, index: int, keep_window: bool) -> Segment:
-        """The encoder's view of window ``index``: the window plus real-audio margins."""
-        start = index * self.hop
-        length = audio.shape[-1]
-        seg_start = max(0, start - self.margin)
-        seg_end = min(length, start + self.chunk + self.margin)
-        piece = audio[:, seg_start:seg_end]
-        if start + self.chunk > length:  # the padded last window
-            piece = np.pad(piece, ((0, 0), (0, start + self.chunk - seg_end)))
-        window = piece[:, start - seg_start:start - seg_start + self.chunk] if keep_window else None
-        return Segment(window=index, audio=np.ascontiguousarray(piece),
-                       offset_frames=(start - seg_start) // self.hop_length, frames=self.frames,
-                       window_audio=None if window is None else np.ascontiguousarray(window))
+    def segment_samples(self, windows: int) -> int:
+        """The codec input length of a segment of ``windows`` consecutive windows."""
+        return self.chunk + (windows - 1) * self.hop + 2 * self.margin
+
+    def spans(self, windows) -> list:
+        """``windows`` (sorted indices) as runs of consecutive windows, each of at most
+        ``span_windows``: the windows one segment encodes, margins paid once per run."""
+        spans = []
+        for index in windows:
+            if spans and spans[-1][-1] == index - 1 and len(spans[-1]) < self.span_windows:
+                spans[-1].append(index)
+            else:
+                spans.append([index])
+        return [tuple(span) for span in spans]
+
+    def segment(self, audio: np.ndarray, windows: tuple) -> Segment:
+        """The encoder's view of consecutive ``windows``: ``segment_samples(len(windows))`` samples
+        from the first window's start less the margin (or the waveform's start), real audio as far
+        as the waveform goes, zeros after."""
+        length = self.segment_samples(len(windows))
+        seg_start = max(0, windows[0] * self.hop - self.margin)
+        piece = audio[:, seg_start:seg_start + length]
+        real = piece.shape[-1]
+        if real < length:
+            piece = np.pad(piece, ((0, 0), (0, length - real)))
+        offsets = tuple((w * self.hop - seg_start) // self.hop_length for w in windows)
+        return Segment(windows=tuple(windows), audio=np.ascontiguousarray(piece, dtype=np.float32),
+                       real_samples=real, offsets_frames=offsets, frames=self.frames)
+
+    def window_audio(self, audio: np.ndarray, window: int) -> np.ndarray:
+        """Window ``window`` alone, zero-padded when it runs past the waveform's end."""
+        start = window * self.hop
+        piece = audio[:, start:start + self.chunk]
+        if piece.shape[-1] < self.chunk:
+            piece = np.pad(piece, ((0, 0), (0, self.chunk - piece.shape[-1])))
+        return np.ascontiguousarray(piece)
+
+    def chunked(self, song_id: str, waveform_id: str, audio: np.ndarray, windows, keep_audio: bool):
+        """The ChunkedWaveform of ``windows`` of ``audio``: its segments, and each window's audio
+        when ``keep_audio``."""
+        return ChunkedWaveform(song_id=song_id, waveform_id=waveform_id,
+                               segments=tuple(self.segment(audio, span) for span in self.spans(sorted(windows))),
+                               window_audio={w: self.window_audio(audio, w) for w in windows} if keep_audio else {})
 
 
 class ChunkFn(beam.DoFn):
@@ -93,9 +130,8 @@ class ChunkFn(beam.DoFn):
 
     def process(self, waveform: Waveform):
         Metrics.counter(self.__class__, 'windows_cut').inc(len(waveform.windows))
-        yield ChunkedWaveform(song_id=waveform.song_id, waveform_id=waveform.waveform_id,
-                              segments=tuple(self.spec.segment(waveform.audio, w, self.keep_audio)
-                                             for w in waveform.windows))
+        yield self.spec.chunked(waveform.song_id, waveform.waveform_id, waveform.audio, waveform.windows,
+                                self.keep_audio)
 
 
 class Chunk(beam.PTransform):

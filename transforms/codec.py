@@ -74,7 +74,8 @@ class CodecSettings:
     path: str = None                     # local directory with a checkpoint
     backend: str = 'transformers'        # 'transformers' | 'encodec'
     device: str = 'auto'
-    torch_threads: int = 0               # 0: leave torch's default
+    runtime: str = 'auto'                # 'auto' | a name in codec_runtime.RUNTIMES
+    threads: int = 1                     # intra-op threads of the runtime, per worker process
     precision: str = 'fp32'              # 'fp32' | 'bf16' | 'fp16' (autocast)
 
     def __post_init__(self):
@@ -88,6 +89,10 @@ class CodecSettings:
             raise ValueError(f'--codec-backend=encodec serves encodec_24khz and encodec_48khz, not {self.name}')
         if self.device not in ('auto', 'cpu', 'cuda') and not self.device.startswith('cuda:'):
             raise ValueError(f"--device={self.device!r}: choose auto, cpu or cuda")
+        if self.runtime not in RUNTIME_NAMES:
+            raise ValueError(f'--codec-runtime={self.runtime!r}: choose one of {list(RUNTIME_NAMES)}')
+        if self.threads < 1:
+            raise ValueError(f'--codec-threads={self.threads}: at least 1')
         if self.precision not in PRECISIONS:
             raise ValueError(f'--codec-precision={self.precision!r}: choose one of {sorted(PRECISIONS)}')
 
@@ -106,6 +111,7 @@ class CodecSettings:
         return dataclasses.replace(self, **changes)
 
 
+RUNTIME_NAMES = ('auto', 'torch', 'onnxruntime', 'openvino')   # codec_runtime.RUNTIMES, and auto
 PRECISIONS = {'fp32': None, 'bf16': 'bfloat16', 'fp16': 'float16'}
 
 
@@ -150,6 +156,7 @@ class TransformersEncodec:
         self.device = resolve_device(settings.device)
         self.model = model.eval().to(self.device)
         self.torch = torch
+        self.normalizes = bool(model.config.normalize)
 
     def autocast(self):
         """The precision context of a forward pass: autocast for bf16/fp16, nothing for fp32."""
@@ -211,6 +218,7 @@ class EncodecPackageCodec(TransformersEncodec):
         model.segment = None   # windows are cut by the pipeline
         self.device = resolve_device(settings.device)
         self.model = model.eval().to(self.device)
+        self.normalizes = bool(model.normalize)
 
     def encode(self, batch: np.ndarray, lengths=None):
         torch = self.torch
@@ -234,8 +242,8 @@ BACKENDS = {'transformers': TransformersEncodec, 'encodec': EncodecPackageCodec}
 
 def load_codec(settings: CodecSettings):
     """Builds the codec named by ``settings`` (call once per worker, in ``DoFn.setup``)."""
-    if settings.torch_threads:
-        _torch().set_num_threads(settings.torch_threads)
+    if settings.threads:
+        _torch().set_num_threads(settings.threads)
     if settings.weights == 'random':
         LOG.warning('CODEC WEIGHTS ARE RANDOM (%s, seed %d): tokens are for testing the pipeline, '
                     'not for training a model.', settings.name, settings.seed)

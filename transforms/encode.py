@@ -1,10 +1,14 @@
 """EncodeChunks: EnCodec codes for every window of every distinct waveform.
 
-The model is built once per worker process (``DoFn.setup`` through ``shared.Shared``)
-and runs under ``torch.inference_mode`` in batches of ``--encode-batch-size``
-segments. A batch holds segments of one waveform and one length, so the same input
-always meets the same batch, whatever the runner or bundle: shards stay
-byte-identical. Each element is one distinct waveform, encoded once.
+ChunkedWaveforms arrive as segments (runs of consecutive windows with their margins, one
+fixed length per number of windows). ``SplitSegmentsFn`` reads back what an interrupted run
+already stored and sends the rest on one segment at a time; ``EncodeSegmentsFn`` keeps one
+queue per segment length, holding segments of any waveform and song, and encodes a queue
+whenever it holds a full batch (the rest at the end of a bundle, padded with silent
+items). The runtime (``--codec-runtime``) is loaded once per worker process through
+``shared.Shared``; a window's codes do not depend on which segments share its batch, so
+shards stay byte-identical whatever the runner, worker count or bundle order. Each encoded
+segment leaves as an EncodedWaveform part; AssembleExamples joins the parts of a waveform.
 """
 import io
 import os
@@ -12,17 +16,22 @@ import time
 
 import apache_beam as beam
 import numpy as np
+from apache_beam import pvalue, typehints
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.utils import shared
+from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas.audio_io import encode_flac
-from schemas.records import ChunkedWaveform, EncodedWaveform
+from schemas.records import ChunkedWaveform, EncodedWaveform, Segment
 from schemas.shards import write_atomic
-from transforms.codec import BACKENDS, CODECS, PRECISIONS, CodecSettings, load_codec
+from transforms.codec import BACKENDS, CODECS, PRECISIONS, RUNTIME_NAMES, CodecSettings, load_codec
+from transforms.codec_runtime import identity, load_runtime
 
-AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 16}
+# Segments per forward pass with --encode-batch-size=0: one on CPU (no runtime runs faster per
+# audio second with more, and memory grows with the batch: benchmarks/bench_codec.py), 64 on CUDA.
+AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 64}
 
 
 class EncodeOptions(PipelineOptions):
@@ -38,85 +47,122 @@ class EncodeOptions(PipelineOptions):
                             help='Local directory (transformers) or state-dict file (encodec) with the '
                                  'checkpoint. Default: download by name.')
         parser.add_argument('--codec-backend', default='transformers', choices=sorted(BACKENDS),
-                            help='Library that runs the codec. Default: transformers.')
+                            help='Library that holds the codec\'s weights. Default: transformers.')
+        parser.add_argument('--codec-runtime', default='auto', choices=list(RUNTIME_NAMES),
+                            help='What runs the encoder: torch, onnxruntime or openvino (the encoder exported '
+                                 'to ONNX once, cached). auto: openvino on CPU, torch on CUDA. Default: auto.')
         parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]. Default: auto.')
         parser.add_argument('--codec-precision', default='fp32', choices=sorted(PRECISIONS),
-                            help='Encode precision: fp32, or bf16/fp16 under autocast. Default: fp32.')
+                            help='Encode precision: fp32, or bf16/fp16 under torch autocast. Default: fp32.')
         parser.add_argument('--encode-batch-size', type=int, default=0,
-                            help='Segments per forward pass; 0 = auto: 1 on CPU (measured fastest there, '
-                                 'see benchmarks/), 16 on CUDA. Default: 0.')
+                            help='Segments per forward pass, drawn from any waveform and song; 0 = auto: '
+                                 f'{AUTO_BATCH_SIZE["cpu"]} on CPU, {AUTO_BATCH_SIZE["cuda"]} on CUDA. Default: 0.')
         parser.add_argument('--encode-margin-seconds', type=float, default=0.5,
-                            help='Real audio encoded on each side of a window, then cut off, so edge codes '
-                                 'match a whole-song encode. Default: 0.5.')
-        parser.add_argument('--torch-threads', type=int, default=0,
-                            help='Torch intra-op threads per worker; 0 = cores / --direct_num_workers. '
-                                 'Default: 0.')
+                            help='Real audio encoded on each side of a run of windows, then cut off, so edge '
+                                 'codes match a whole-song encode. Default: 0.5.')
+        parser.add_argument('--encode-span-windows', type=int, default=SPAN_WINDOWS,
+                            help='Consecutive windows encoded as one segment (margins paid once per segment). '
+                                 f'Default: {SPAN_WINDOWS}.')
+        parser.add_argument('--codec-threads', '--torch-threads', dest='codec_threads', type=int, default=0,
+                            help='Intra-op threads of the codec runtime per worker process; 0 = cores / '
+                                 '--direct_num_workers. Default: 0.')
+
+
+SPAN_WINDOWS = 2
 
 
 def codec_settings(args, beam_options) -> CodecSettings:
     """The codec the flags ask for. Random weights with --demo (unless weights are given);
-    torch threads default to the cores divided among the local runner's workers."""
+    threads default to the cores divided among the local runner's workers."""
     weights = args.codec_weights or ('random' if args.demo and not args.codec_path else 'pretrained')
-    threads = args.torch_threads
+    threads = args.codec_threads
     if not threads:
         direct = beam_options.view_as(DirectOptions)
         workers = direct.direct_num_workers if direct.direct_running_mode == 'multi_processing' else 1
         threads = max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1))
     return CodecSettings(name=args.codec, weights=weights, seed=args.seed, path=args.codec_path,
-                         backend=args.codec_backend, device=args.device, torch_threads=threads,
-                         precision=args.codec_precision)
+                         backend=args.codec_backend, device=args.device, threads=threads,
+                         precision=args.codec_precision, runtime=args.codec_runtime)
 
 
-def codec_manifest(codec: CodecSettings) -> dict:
-    """What the manifest says about the codec that made the tokens."""
+def codec_manifest(codec: CodecSettings, batch_size: int = 0) -> dict:
+    """What the manifest says about the codec that made the tokens and how it ran."""
     spec = codec.spec
-    return {'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
-            'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels, 'frame_rate': spec.frame_rate,
-            'codebooks': spec.codebooks, 'codebook_size': spec.codebook_size,
-            'bandwidth_kbps': spec.bandwidth_kbps, 'torch_threads': codec.torch_threads,
-            'precision': codec.precision}
+    return dict({'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
+                 'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels, 'frame_rate': spec.frame_rate,
+                 'codebooks': spec.codebooks, 'codebook_size': spec.codebook_size,
+                 'bandwidth_kbps': spec.bandwidth_kbps}, **identity(codec, batch_size))
 
 
-def encode_segments(codec, segments, batch_size: int):
-    """Encodes segments in batches of ``batch_size``, longest first, each batch padded to its longest
-    segment with a padding mask; returns {window: (codes int16, scale)}. The batches depend only on
-    the waveform's segments, so the same input always meets the same batch."""
-    ordered = sorted(segments, key=lambda s: (-s.audio.shape[-1], s.window))
-    out = {}
-    for i in range(0, len(ordered), batch_size):
-        batch = ordered[i:i + batch_size]
-        lengths = [s.audio.shape[-1] for s in batch]
-        length = max(lengths)
-        if min(lengths) == length:
-            codes, scales = codec.encode(np.stack([s.audio for s in batch]))
-        else:
-            padded = np.stack([np.pad(s.audio, ((0, 0), (0, length - s.audio.shape[-1]))) for s in batch])
-            codes, scales = codec.encode(padded, lengths=lengths)
-        for j, segment in enumerate(batch):
-            kept = codes[j, :, segment.offset_frames:segment.offset_frames + segment.frames]
+def pad_batch(segments, batch_size: int) -> np.ndarray:
+    """The segments' audio as one ``[batch_size, channels, samples]`` batch, silent items after."""
+    first = segments[0].audio
+    batch = np.zeros((batch_size,) + first.shape, np.float32)
+    for i, segment in enumerate(segments):
+        batch[i] = segment.audio
+    return batch
+
+
+def encode_batch(runtime, segments) -> list:
+    """Encodes up to ``runtime.batch_size`` segments of one length; returns, per segment,
+    {window: (codes int16 [codebooks, frames], scale or None)}."""
+    codes, scales = runtime.encode(pad_batch(segments, runtime.batch_size))
+    out = []
+    for j, segment in enumerate(segments):
+        windows = {}
+        for window, offset in zip(segment.windows, segment.offsets_frames):
+            kept = codes[j, :, offset:offset + segment.frames]
             if kept.shape[-1] != segment.frames:
-                raise RuntimeError(f'codec returned {codes.shape[-1]} frames for a segment of {length} '
-                                   f'samples; window {segment.window} needs {segment.frames}')
-            out[segment.window] = (kept.astype(np.int16), None if scales is None else float(scales[j]))
+                raise RuntimeError(f'codec returned {codes.shape[-1]} frames for a segment of '
+                                   f'{segment.audio.shape[-1]} samples; window {window} needs {segment.frames} '
+                                   f'from frame {offset}')
+            windows[window] = (kept.astype(np.int16), None if scales is None else float(scales[j]))
+        out.append(windows)
+    return out
+
+
+def encode_segments(runtimes, segments) -> dict:
+    """Encodes ``segments`` of one waveform (outside a pipeline: benchmarks, tests), each length
+    on ``runtimes(length)``; returns {window: (codes, scale)}."""
+    out = {}
+    by_length = {}
+    for segment in segments:
+        by_length.setdefault(segment.audio.shape[-1], []).append(segment)
+    for length, group in sorted(by_length.items()):
+        runtime = runtimes(length)
+        for i in range(0, len(group), runtime.batch_size):
+            for windows in encode_batch(runtime, group[i:i + runtime.batch_size]):
+                out.update(windows)
     return out
 
 
 class _CodecHandle:
-    """A weak-referenceable holder for the shared codec."""
+    """A weak-referenceable holder for a worker's codec and its runtimes (one per segment length)."""
 
-    def __init__(self, codec):
-        self.codec = codec
+    def __init__(self, settings: CodecSettings, batch_size: int):
+        self.codec = load_codec(settings)
+        self.batch_size = batch_size or AUTO_BATCH_SIZE['cpu' if self.codec.device == 'cpu' else 'cuda']
+        self.runtimes = {}
+
+    def runtime(self, segment_samples: int):
+        if segment_samples not in self.runtimes:
+            self.runtimes[segment_samples] = load_runtime(self.codec, segment_samples, self.batch_size)
+        return self.runtimes[segment_samples]
 
 
-def _cache_file(cache_root: str, song_id: str, waveform_id: str) -> str:
-    return FileSystems.join(cache_root, f'{song_id}--{waveform_id}.npz')
+def codec_handle(settings: CodecSettings, batch_size: int = 0) -> _CodecHandle:
+    """A codec and its runtimes outside a pipeline."""
+    return _CodecHandle(settings, batch_size)
+
+
+def _cache_file(cache_root: str, song_id: str, waveform_id: str, segment) -> str:
+    return FileSystems.join(cache_root, f'{song_id}--{waveform_id}--{segment.windows[0]}-{len(segment.windows)}.npz')
 
 
 def save_encoded(path: str, encoded: EncodedWaveform) -> None:
-    """Stores a waveform's codes (and scales, FLAC bytes) as .npz, without pickle, atomically."""
+    """Stores a waveform part's codes (and scales) as .npz, without pickle, atomically."""
     arrays = {f'codes_{w}': c for w, c in encoded.codes.items()}
     arrays.update({f'scale_{w}': np.float64(v) for w, v in encoded.scales.items()})
-    arrays.update({f'flac_{w}': np.frombuffer(b, dtype=np.uint8) for w, b in encoded.audio_flac.items()})
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_atomic(path, buf.getvalue())
@@ -129,77 +175,116 @@ def load_encoded(path: str, song_id: str, waveform_id: str) -> EncodedWaveform:
     return EncodedWaveform(
         song_id=song_id, waveform_id=waveform_id,
         codes={int(w): data[k] for k, (kind, w) in parts.items() if kind == 'codes'},
-        scales={int(w): float(data[k]) for k, (kind, w) in parts.items() if kind == 'scale'},
-        audio_flac={int(w): data[k].tobytes() for k, (kind, w) in parts.items() if kind == 'flac'})
+        scales={int(w): float(data[k]) for k, (kind, w) in parts.items() if kind == 'scale'})
+
+
+class SplitSegmentsFn(beam.DoFn):
+    """ChunkedWaveform -> one (waveform key, Segment) per segment to encode; segments an
+    interrupted run stored are read back instead (``REUSED``, as EncodedWaveform parts), and
+    with ``write_audio`` each window's FLAC leaves as a part of its own."""
+    REUSED = 'reused'
+
+    def __init__(self, sample_rate_hz: int, frame_rate: float, write_audio: bool, cache_root: str = None):
+        self.sample_rate_hz, self.frame_rate = sample_rate_hz, frame_rate
+        self.write_audio, self.cache_root = write_audio, cache_root
+        counters = EncodeChunksFn   # every task's encoder counts under the same names
+        self.waveforms_reused = Metrics.counter(counters, 'waveforms_reused')
+        self.audio_ms_encoded = Metrics.counter(counters, 'audio_ms_encoded')
+        self.waveforms_encoded = Metrics.counter(counters, 'waveforms_encoded')
+
+    def process(self, chunked: ChunkedWaveform):
+        key = (chunked.song_id, chunked.waveform_id)
+        frames = sum(s.frames * len(s.windows) for s in chunked.segments)
+        self.audio_ms_encoded.inc(int(round(1000 * frames / self.frame_rate)))
+        reused = 0
+        for segment in chunked.segments:
+            cache = self.cache_root and _cache_file(self.cache_root, *key, segment)
+            if cache and FileSystems.exists(cache):
+                reused += 1
+                yield pvalue.TaggedOutput(self.REUSED, load_encoded(cache, *key))
+            else:
+                yield key, segment
+        if reused == len(chunked.segments):
+            self.waveforms_reused.inc()
+        else:
+            self.waveforms_encoded.inc()
+        if self.write_audio and chunked.window_audio:
+            yield pvalue.TaggedOutput(self.REUSED, EncodedWaveform(
+                song_id=chunked.song_id, waveform_id=chunked.waveform_id, codes={},
+                audio_flac={w: encode_flac(a, self.sample_rate_hz) for w, a in chunked.window_audio.items()}))
 
 
 class EncodeChunksFn(beam.DoFn):
-    """ChunkedWaveform -> EncodedWaveform. With ``cache_root``, each result is also stored there
-    and a waveform already stored (by an interrupted run being resumed) is not encoded again."""
+    """(waveform key, Segment) -> EncodedWaveform part, in batches of segments of one length from
+    any waveform. With ``cache_root``, each part is also stored there (``--resume``)."""
 
     def __init__(self, settings: CodecSettings, batch_size: int, shared_handle: shared.Shared,
-                 write_audio: bool = False, cache_root: str = None):
+                 cache_root: str = None):
         if batch_size < 0:
             raise ValueError('--encode-batch-size must be 0 (auto) or more')
-        self.settings = settings
-        self.batch_size = batch_size
-        self.shared_handle = shared_handle
-        self.write_audio = write_audio
-        self.cache_root = cache_root
-        self.codec = None
-        counters = EncodeChunksFn   # subclasses (other tasks' encoders) count under the same names
-        self.waveforms_reused = Metrics.counter(counters, 'waveforms_reused')
-        self.encode_ms = Metrics.counter(counters, 'encode_ms')
-        self.waveforms_encoded = Metrics.counter(counters, 'waveforms_encoded')
-        self.windows_encoded = Metrics.counter(counters, 'windows_encoded')
-        # Window audio that has codes in the dataset, encoded now or reused from the cache.
-        self.audio_ms_encoded = Metrics.counter(counters, 'audio_ms_encoded')
+        self.settings, self.batch_size = settings, batch_size
+        self.shared_handle, self.cache_root = shared_handle, cache_root
+        self.handle, self.queues = None, {}
+        self.encode_ms = Metrics.counter(EncodeChunksFn, 'encode_ms')
+        self.windows_encoded = Metrics.counter(EncodeChunksFn, 'windows_encoded')
+        self.segments_encoded = Metrics.counter(EncodeChunksFn, 'segments_encoded')
+        self.batches_encoded = Metrics.counter(EncodeChunksFn, 'batches_encoded')
+        self.codec_input_ms = Metrics.counter(EncodeChunksFn, 'codec_input_ms')
 
     def setup(self):
-        self.codec = self.shared_handle.acquire(lambda: _CodecHandle(load_codec(self.settings)),
-                                                tag=repr(self.settings)).codec
-        if not self.batch_size:
-            self.batch_size = AUTO_BATCH_SIZE['cpu' if self.codec.device == 'cpu' else 'cuda']
+        self.handle = self.shared_handle.acquire(lambda: _CodecHandle(self.settings, self.batch_size),
+                                                 tag=repr((self.settings, self.batch_size)))
 
-    def process(self, chunked: ChunkedWaveform):
-        yield self.encode_chunked(chunked)
+    def start_bundle(self):
+        self.queues = {}
 
-    def encode_chunked(self, chunked: ChunkedWaveform) -> EncodedWaveform:
-        """The codes of every segment: read back from the cache when an interrupted run stored
-        them, else encoded (and stored). Other tasks' encoders subclass this DoFn and call it."""
-        frames = sum(s.frames for s in chunked.segments)
-        self.audio_ms_encoded.inc(int(round(1000 * frames / self.settings.spec.frame_rate)))
-        cache = self.cache_root and _cache_file(self.cache_root, chunked.song_id, chunked.waveform_id)
-        if cache and FileSystems.exists(cache):
-            stored = load_encoded(cache, chunked.song_id, chunked.waveform_id)
-            if set(stored.codes) == {s.window for s in chunked.segments}:
-                self.waveforms_reused.inc()
-                return stored
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+        key, segment = element
+        length = segment.audio.shape[-1]
+        queue = self.queues.setdefault(length, [])
+        queue.append((key, segment, timestamp, window))
+        if len(queue) >= self.handle.batch_size:
+            del self.queues[length]
+            for part, timestamp, window in self._encode(queue):
+                yield WindowedValue(part, timestamp, [window])
+
+    def finish_bundle(self):
+        queues, self.queues = self.queues, {}
+        for _, queue in sorted(queues.items()):
+            for part, timestamp, window in self._encode(queue):
+                yield WindowedValue(part, timestamp, [window])
+
+    def _encode(self, queue):
+        runtime = self.handle.runtime(queue[0][1].audio.shape[-1])
         start = time.perf_counter()
-        result = self._encode(chunked)
+        encoded = encode_batch(runtime, [segment for _, segment, _, _ in queue])
         self.encode_ms.inc(int(1000 * (time.perf_counter() - start)))
-        if cache:
-            save_encoded(cache, result)
-        return result
-
-    def _encode(self, chunked: ChunkedWaveform) -> EncodedWaveform:
-        encoded = encode_segments(self.codec, chunked.segments, self.batch_size)
-        self.waveforms_encoded.inc()
-        self.windows_encoded.inc(len(encoded))
+        self.batches_encoded.inc()
         rate = self.settings.spec.sample_rate_hz
-        audio = {s.window: encode_flac(s.window_audio, rate) for s in chunked.segments
-                 if self.write_audio and s.window_audio is not None}
-        return EncodedWaveform(song_id=chunked.song_id, waveform_id=chunked.waveform_id,
-                               codes={w: c for w, (c, _) in encoded.items()},
-                               scales={w: s for w, (_, s) in encoded.items() if s is not None},
-                               audio_flac=audio)
+        for (key, segment, timestamp, window), windows in zip(queue, encoded):
+            self.segments_encoded.inc()
+            self.windows_encoded.inc(len(windows))
+            self.codec_input_ms.inc(int(round(1000 * segment.audio.shape[-1] / rate)))
+            part = EncodedWaveform(song_id=key[0], waveform_id=key[1], codes={w: c for w, (c, _) in windows.items()},
+                                   scales={w: s for w, (_, s) in windows.items() if s is not None})
+            if self.cache_root:
+                save_encoded(_cache_file(self.cache_root, *key, segment), part)
+            yield part, timestamp, window
 
 
 class EncodeChunks(beam.PTransform):
+    """ChunkedWaveform -> EncodedWaveform parts (codes of some windows, or FLAC of windows);
+    AssembleExamples and the concept task join a waveform's parts."""
+
     def __init__(self, settings: CodecSettings, batch_size: int = 0, write_audio: bool = False,
                  cache_root: str = None):
         super().__init__()
-        self.fn = EncodeChunksFn(settings, batch_size, shared.Shared(), write_audio, cache_root)
+        spec = settings.spec
+        self.split = SplitSegmentsFn(spec.sample_rate_hz, spec.frame_rate, write_audio, cache_root)
+        self.encode = EncodeChunksFn(settings, batch_size, shared.Shared(), cache_root)
 
     def expand(self, chunked):
-        return chunked | 'EncodeWindows' >> beam.ParDo(self.fn)
+        segments = chunked | 'SplitSegments' >> beam.ParDo(self.split).with_output_types(
+            typehints.Tuple[typehints.Tuple[str, str], Segment]).with_outputs(SplitSegmentsFn.REUSED, main='segments')
+        encoded = segments.segments | 'EncodeSegments' >> beam.ParDo(self.encode)
+        return (encoded, segments[SplitSegmentsFn.REUSED]) | 'WithReused' >> beam.Flatten()

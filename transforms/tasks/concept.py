@@ -3,9 +3,9 @@ fine-tuning of MusicGen and the like).
 
 Per song: CutFragments (every concept stem cut into ``--chunk-seconds`` fragments, default 5,
 the last one padded with zeros to the full length; a fragment whose real audio is below
-``--silence-db`` is dropped and counted) -> EncodeFragments (each fragment encoded as its own
-clip, with EncodeChunksFn's machinery: one model per worker, batches of fragments of one stem,
-all of one length, and the --resume cache). A fragment's concept is its folder's name with
+``--silence-db`` is dropped and counted) -> EncodeChunks (each fragment encoded as its own
+clip, one segment of one length, batched with fragments of any stem and song, with the
+--resume cache) -> JoinFragments (each fragment's meta with its codes). A fragment's concept is its folder's name with
 ``--source=folders``, else its stem's canonical class (``guitar`` and ``guitar#2`` are both
 ``guitar``); ``--concepts`` keeps some. Audio is decoded at the codec's rate and channel count.
 Shard writers and the folder/metadata exports are in concept_export.py.
@@ -24,7 +24,6 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.utils import shared
 
 from pipelines.run_state import work_path
 from schemas.audio_io import rms_dbfs
@@ -33,7 +32,8 @@ from schemas.records import ChunkedWaveform, LoadedSong, _DictRecord
 from schemas.shards import write_atomic
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normalize_label
 from transforms.chunk import WindowSpec
-from transforms.encode import EncodeChunksFn, codec_manifest, codec_settings
+from transforms.codec_runtime import identity as codec_identity
+from transforms.encode import EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED
 from transforms.tasks.concept_export import (LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
                                              sample_bytes)
@@ -196,7 +196,6 @@ class CutFragmentsFn(beam.DoFn):
 
     def _stem(self, song: LoadedSong, instance: str, concept: str, stem_label, fragments: list) -> ConceptStem:
         audio, ref = song.audio[instance], song.ref
-        segments = tuple(self.window.segment(audio, i, keep_window=True) for i in fragments)
         name, weights, precision, frame_rate = self.codec
         chunk, hop, rate = self.window.chunk, self.window.hop_length, song.sample_rate_hz
         metas = []
@@ -213,26 +212,27 @@ class CutFragmentsFn(beam.DoFn):
                 num_samples=chunk, real_samples=real, sample_rate_hz=rate, channels=audio.shape[0],
                 frames=self.window.frames, real_frames=math.ceil(real / hop), codec=name, codec_weights=weights,
                 frame_rate=frame_rate))
-        chunked = ChunkedWaveform(song_id=ref.song_id, waveform_id=stable_id('concept-stem', ref.song_id, instance),
-                                  segments=segments)
+        chunked = self.window.chunked(ref.song_id, stable_id('concept-stem', ref.song_id, instance), audio,
+                                      fragments, keep_audio=True)
         return ConceptStem(chunked=chunked, metas=tuple(metas))
 
 
-class EncodeFragmentsFn(EncodeChunksFn):
-    """ConceptStem -> ConceptFragment per fragment. Everything about the codec is EncodeChunksFn's:
-    the model loaded once per worker process (``setup`` through ``shared.Shared``), batches of
-    ``--encode-batch-size`` fragments of one stem (all of one length: no padding mask), FLAC of
-    what was encoded, and the ``--resume`` cache."""
+class JoinFragmentsFn(beam.DoFn):
+    """(stem key, {'metas': [metas], 'encoded': [EncodedWaveform parts]}) -> ConceptFragment per
+    fragment whose codes arrived (a stem whose encode failed is in errors/)."""
 
-    def __init__(self, settings, batch_size: int, shared_handle: shared.Shared, cache_root: str = None):
-        super().__init__(settings, batch_size, shared_handle, write_audio=True, cache_root=cache_root)
-
-    def process(self, stem: ConceptStem):
-        encoded = self.encode_chunked(stem.chunked)
-        for meta in stem.metas:
-            scale = encoded.scales.get(meta.fragment)
-            yield ConceptFragment(meta=dataclasses.replace(meta, scale=scale), codes=encoded.codes[meta.fragment],
-                                  audio_flac=encoded.audio_flac[meta.fragment])
+    def process(self, element):
+        _, grouped = element
+        codes, scales, flac = {}, {}, {}
+        for part in grouped['encoded']:
+            codes.update(part.codes)
+            scales.update(part.scales)
+            flac.update(part.audio_flac)
+        for metas in grouped['metas']:
+            for meta in metas:
+                if meta.fragment in codes:
+                    yield ConceptFragment(meta=dataclasses.replace(meta, scale=scales.get(meta.fragment)),
+                                          codes=codes[meta.fragment], audio_flac=flac[meta.fragment])
 
 
 def check_flags(args) -> None:
@@ -273,11 +273,14 @@ class ConceptTask(Task):
     def audio_format(self) -> tuple:
         return self.codec.spec.sample_rate_hz, self.codec.spec.channels
 
+    def shaping(self) -> dict:
+        return {'codec': codec_identity(self.codec, self.args.encode_batch_size)}
+
     def random_codec_seed(self):
         return self.codec.seed if self.codec.weights == 'random' else None
 
     def manifest_info(self) -> dict:
-        return {'codec': codec_manifest(self.codec), 'concept': {
+        return {'codec': codec_manifest(self.codec, self.args.encode_batch_size), 'concept': {
             'label_from': 'folder' if self.from_folder else 'stem class',
             'concepts': list(self.concepts) or 'all', 'chunk_seconds': self.args.chunk_seconds,
             'chunk_samples': self.window.chunk, 'frames': self.window.frames, 'silence_db': self.args.silence_db,
@@ -291,8 +294,15 @@ class ConceptTask(Task):
             self.window, args.silence_db, self.from_folder, self.concepts,
             (codec.name, codec.weights_id, codec.precision, codec.spec.frame_rate),
             plans_root=work_path(args.output, 'plans')))
-        fragments = stems | 'EncodeFragments' >> beam.ParDo(EncodeFragmentsFn(
-            codec, args.encode_batch_size, shared.Shared(), cache_root=work_path(args.output, 'codes')))
+        key = lambda waveform: (waveform.song_id, waveform.waveform_id)   # noqa: E731
+        encoded = (stems
+                   | 'Fragments' >> beam.Map(lambda stem: stem.chunked).with_output_types(ChunkedWaveform)
+                   | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, write_audio=True,
+                                                  cache_root=work_path(args.output, 'codes')))
+        fragments = ({'metas': stems | 'KeyMetas' >> beam.Map(lambda stem: (key(stem.chunked), stem.metas)),
+                      'encoded': encoded | 'KeyParts' >> beam.Map(lambda part: (key(part), part))}
+                     | 'GroupByStem' >> beam.CoGroupByKey()
+                     | 'JoinFragments' >> beam.ParDo(JoinFragmentsFn()))
         return {RECORDS: fragments, FAILED: None}
 
     def exports(self, records, root: str):

@@ -1,7 +1,8 @@
 """``--task=continuation`` (the default): context tokens -> target tokens.
 
 Per song: PlanExamples (targets x assortments x variants) -> Render (each distinct target and
-context waveform once) -> Chunk -> EncodeChunks -> AssembleExamples. Audio is decoded at the
+context waveform once) -> Chunk (runs of windows) -> EncodeChunks (batches across waveforms) ->
+AssembleExamples (joins a waveform's parts). Audio is decoded at the
 codec's rate and channel count.
 """
 from pipelines.run_state import work_path
@@ -10,6 +11,7 @@ from transforms.assemble import AssembleExamples
 from transforms.augment import AugmentSettings
 from transforms.chunk import Chunk, WindowSpec
 from transforms.distort import DistortSettings
+from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED
 from transforms.plan import PlanExamples, parse_labels, parse_targets
@@ -32,7 +34,7 @@ class ContinuationTask(Task):
         self.codec = codec_settings(args, beam_options)
         spec = self.codec.spec
         self.window = WindowSpec(args.chunk_seconds, args.hop_seconds, args.encode_margin_seconds,
-                                 spec.sample_rate_hz, spec.hop_length, args.keep_partial)
+                                 spec.sample_rate_hz, spec.hop_length, args.keep_partial, args.encode_span_windows)
         self.plan = PlanExamples(parse_targets(args.target_stem), args.assortments, args.max_context_stems,
                                  args.seed, AugmentSettings.from_args(args), DistortSettings.from_args(args),
                                  labels=parse_labels(args.target_label))
@@ -44,9 +46,12 @@ class ContinuationTask(Task):
         return tuple(parse_targets(self.args.target_stem) or ())
 
     def manifest_info(self) -> dict:
-        return {'codec': codec_manifest(self.codec)}
+        return {'codec': codec_manifest(self.codec, self.args.encode_batch_size)}
 
     size_of = staticmethod(sample_bytes)
+
+    def shaping(self) -> dict:
+        return {'codec': codec_identity(self.codec, self.args.encode_batch_size)}
 
     def random_codec_seed(self):
         return self.codec.seed if self.codec.weights == 'random' else None

@@ -63,6 +63,11 @@ class Task(beam.PTransform):
         """What the manifest records about the task (codec, audio format, targets...)."""
         return {}
 
+    def shaping(self) -> dict:
+        """What shapes the output besides the options, for the run's fingerprint (the codec's
+        runtime, device and the settings its codes depend on)."""
+        return {}
+
     @staticmethod
     def size_of(record) -> int:
         """About what a record adds to a shard, in bytes (for --shard-mb)."""
