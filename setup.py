@@ -10,6 +10,9 @@ setup(
     install_requires=[
         'apache-beam[aws,gcp]==2.77.*',   # the Dockerfile's FROM apache/beam_python3.11_sdk:2.77.0
         'numpy>=1.26',
+        'onnx>=1.16',                     # the encoder's export (cached; runs under the runtimes below)
+        'onnxruntime>=1.18',
+        'openvino>=2024.4',               # --codec-runtime=auto on CPU
         'pedalboard>=0.9',
         'pyarrow>=14',
         'soundfile>=0.12.1',

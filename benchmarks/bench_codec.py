@@ -1,79 +1,112 @@
-"""Codec encode speed per batch size and precision, and how many codes bf16/fp16 keep from fp32.
+"""Codec encode speed per runtime and batch size, and each runtime's code agreement with torch eager.
 
-Run: .venv/bin/python -m benchmarks.bench_codec [--device cuda] [--batch-sizes 1,8,32,128]
-     [--precisions fp32,bf16] [--weights random|pretrained]
+Run: .venv/bin/python -m benchmarks.bench_codec [--device cuda] [--batch-sizes 1,8,32]
+     [--runtimes torch,onnxruntime,openvino] [--precisions fp32,bf16] [--codec encodec_32khz]
 Encodes the same segments (11.24 s: a 10.24 s window with 0.5 s margins, from a synthesized
-mix) through the pipeline's own path (encode_segments: batches padded with masks) at each
-precision and batch size, and prints the real-time factor (audio seconds per wall second) and,
-for each precision other than fp32, the share of codes equal to fp32's for the same input
-(all codebooks, and the first). Figures only; nothing asserts.
+mix) in one run: first through the model's own eager ``encode`` at batch 1 (the reference,
+"torch eager"), then through each runtime at each batch size (fixed-shape batches, as the
+pipeline sends them), and prints each one's real-time factor (audio seconds per wall second),
+its ratio to torch eager and the share of its codes equal to the reference's (all codebooks,
+and the first). Figures only; nothing asserts.
 """
 import argparse
-import dataclasses
 import time
 
 import numpy as np
 
 from transforms.chunk import WindowSpec
 from transforms.codec import CodecSettings, _torch, load_codec, resolve_device
-from transforms.encode import encode_segments
+from transforms.codec_runtime import load_runtime
+from transforms.encode import encode_batch
 from transforms.synth import synth_mix
 
 
-def segments_for(count: int, rate: int, hop_length: int):
-    spec = WindowSpec(10.24, None, 0.5, rate, hop_length, False)
-    audio = synth_mix(7, 10.24 * count + 1.0, rate)
-    return [spec.segment(audio, i, False) for i in range(count)]
+def segments_for(count: int, spec):
+    window = WindowSpec(10.24, None, 0.5, spec.sample_rate_hz, spec.hop_length, False)
+    audio = synth_mix(7, 10.24 * count + 1.5, spec.sample_rate_hz, spec.channels)
+    segments = window.chunked('bench', 'mix', audio, range(count + 1), False).segments
+    length = window.segment_samples(1)
+    return [s for s in segments if s.audio.shape[-1] == length][:count]
 
 
-def time_encode(codec, segments, batch_size: int, repeats: int) -> float:
-    encode_segments(codec, segments[:batch_size], batch_size)          # warm-up (kernels, allocator)
+def run_batches(runtime, segments) -> list:
+    return [w for i in range(0, len(segments), runtime.batch_size)
+            for w in encode_batch(runtime, segments[i:i + runtime.batch_size])]
+
+
+def timed(fn, repeats: int):
+    fn()                                             # warm-up (export, compile, allocator)
     start = time.perf_counter()
     for _ in range(repeats):
-        encode_segments(codec, segments, batch_size)                   # returns numpy: synchronised
-    return (time.perf_counter() - start) / repeats
+        out = fn()
+    return (time.perf_counter() - start) / repeats, out
+
+
+def agreement(found, reference):
+    same = np.concatenate([(f[w][0] == r[w][0]).ravel() for f, r in zip(found, reference) for w in r])
+    first = np.concatenate([(f[w][0][0] == r[w][0][0]) for f, r in zip(found, reference) for w in r])
+    return same.mean() * 100, first.mean() * 100
+
+
+def eager_reference(codec, segments):
+    """The model's own encode (weight norms computed per call), one segment at a time."""
+    out = []
+    for s in segments:
+        codes = codec.encode(s.audio[None])[0][0]
+        out.append({w: (codes[:, o:o + s.frames].astype(np.int16), None)
+                    for w, o in zip(s.windows, s.offsets_frames)})
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N. Default: auto.')
     parser.add_argument('--batch-sizes', default=None,
-                        help='Comma-separated. Default: 1,8,32,128 on CUDA, 1,4 on CPU.')
-    parser.add_argument('--precisions', default='fp32,bf16', help='Comma-separated. Default: fp32,bf16.')
+                        help='Comma-separated. Default: 32,128,512 on CUDA, 1,8,32 on CPU.')
+    parser.add_argument('--runtimes', default=None,
+                        help='Comma-separated. Default: torch,onnxruntime on CUDA, torch,onnxruntime,openvino on CPU.')
+    parser.add_argument('--precisions', default='fp32', help='Comma-separated (bf16/fp16: torch only). Default: fp32.')
     parser.add_argument('--weights', default='random', choices=['random', 'pretrained'],
                         help='random (offline) or pretrained (downloads the checkpoint). Default: random.')
     parser.add_argument('--codec', default='encodec_32khz')
-    parser.add_argument('--repeats', type=int, default=2, help='Timed passes per figure. Default: 2.')
+    parser.add_argument('--threads', type=int, default=0, help='Runtime threads; 0 = all cores. Default: 0.')
+    parser.add_argument('--repeats', type=int, default=1, help='Timed passes per figure. Default: 1.')
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch = _torch()
-    batches = [int(b) for b in (args.batch_sizes or ('1,8,32,128' if device.startswith('cuda') else '1,4')).split(',')]
-    precisions = args.precisions.split(',')
-    name = torch.cuda.get_device_name(device) if device.startswith('cuda') else f'CPU, {torch.get_num_threads()} threads'
-    print(f'device: {device} ({name}); torch {torch.__version__}; codec {args.codec}, weights {args.weights}')
-    codes = {}
-    for precision in precisions:
-        codec = load_codec(CodecSettings(name=args.codec, weights=args.weights, device=device, precision=precision))
-        spec = CodecSettings(name=args.codec).spec
-        segments = [dataclasses.replace(s, audio=np.repeat(s.audio, spec.channels, axis=0))
-                    for s in segments_for(max(batches), spec.sample_rate_hz, spec.hop_length)]
-        seconds = sum(s.audio.shape[-1] for s in segments) / spec.sample_rate_hz
-        for batch in batches:
-            wall = time_encode(codec, segments, batch, args.repeats)
-            print(f'{precision} batch {batch}: {len(segments)} segments, {seconds:.0f} s of audio in {wall:.2f} s: '
-                  f'real-time factor {seconds / wall:.1f}x')
-        codes[precision] = encode_segments(codec, segments, batches[-1])
-        del codec
-        if device.startswith('cuda'):
-            torch.cuda.empty_cache()
-    if 'fp32' in codes:
-        for precision, found in codes.items():
-            if precision == 'fp32':
+    import os
+    threads = args.threads or os.cpu_count()
+    cuda = device.startswith('cuda')
+    batches = [int(b) for b in (args.batch_sizes or ('32,128,512' if cuda else '1,8,32')).split(',')]
+    runtimes = (args.runtimes or ('torch,onnxruntime' if cuda else 'torch,onnxruntime,openvino')).split(',')
+    base = CodecSettings(name=args.codec, weights=args.weights, device=device, threads=threads)
+    codec = load_codec(base)
+    segments = segments_for(max(batches), codec.spec)
+    seconds = sum(s.audio.shape[-1] for s in segments) / codec.spec.sample_rate_hz
+    name = torch.cuda.get_device_name(device) if cuda else f'CPU, {threads} threads'
+    print(f'device: {device} ({name}); torch {torch.__version__}; codec {args.codec}, weights {args.weights}; '
+          f'{len(segments)} segments of {segments[0].audio.shape[-1] / codec.spec.sample_rate_hz:.2f} s '
+          f'({seconds:.0f} s of audio) per figure')
+    eager_segments = segments[:min(len(segments), 8)]
+    wall, reference = timed(lambda: eager_reference(codec, eager_segments), args.repeats)
+    eager = len(eager_segments) * segments[0].audio.shape[-1] / codec.spec.sample_rate_hz / wall
+    print(f'torch eager (model.encode, batch 1): real-time factor {eager:.1f}x')
+    for precision in args.precisions.split(','):
+        for runtime_name in runtimes:
+            if precision != 'fp32' and runtime_name != 'torch':
                 continue
-            same = np.concatenate([(found[w][0] == codes['fp32'][w][0]).ravel() for w in found])
-            first = np.concatenate([(found[w][0][0] == codes['fp32'][w][0][0]) for w in found])
-            print(f'{precision} vs fp32, same input: {same.mean() * 100:.2f} % of codes equal '
-                  f'({first.mean() * 100:.2f} % in the first codebook)')
+            settings = base.replace(runtime=runtime_name, precision=precision)
+            for batch in batches:
+                runtime = load_runtime(load_codec(settings), segments[0].audio.shape[-1], batch)
+                wall, found = timed(lambda: run_batches(runtime, segments), args.repeats)
+                same, first = agreement(found, reference)
+                print(f'{runtime_name} {runtime.version.split("-")[0]} {precision} batch {batch}: '
+                      f'real-time factor {seconds / wall:.1f}x ({seconds / wall / eager:.2f}x torch eager); '
+                      f'codes equal to torch eager: {same:.2f} % ({first:.2f} % in the first codebook)',
+                      flush=True)
+                del runtime
+                if cuda:
+                    torch.cuda.empty_cache()
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ import numpy as np
 from pipelines.build import run
 from transforms.chunk import WindowSpec
 from transforms.codec import CodecSettings, load_codec
-from transforms.encode import encode_segments
+from transforms.encode import codec_handle, encode_segments
 from transforms.synth import synth_mix
 
 
@@ -30,28 +30,23 @@ def bench_demo(out: str) -> None:
           f'{windows} windows ({seconds:.0f} s of audio) encoded, {seconds / wall:.2f} audio s per wall s')
 
 
-def bench_codec(codec) -> None:
-    window = synth_mix(3, 10.24 + 1.0, 32000)
-    for batch in (1, 4, 8):
-        x = np.stack([window] * batch)
-        codec.encode(x[:1, :, :32000])  # warm-up
-        start = time.perf_counter()
-        codec.encode(x)
-        wall = time.perf_counter() - start
-        print(f'encode batch={batch}: real-time factor {batch * x.shape[-1] / 32000 / wall:.2f}x '
-              f'({wall:.2f} s for {batch} x {x.shape[-1] / 32000:.2f} s)')
-
-
 def bench_margins(codec) -> None:
-    audio = synth_mix(11, 61.44, 32000)
+    """Edge agreement with a whole-song encode and codec input per window second, by margin and
+    span (windows per segment), on a 3-minute generated song."""
+    audio = synth_mix(11, 184.32, 32000)
     whole = codec.encode(audio[None])[0][0].astype(np.int16)
-    for margin in (0.0, 0.1, 0.25, 0.5, 1.0):
-        spec = WindowSpec(10.24, None, margin, 32000, 640, False)
-        n = len(spec.starts(audio.shape[-1]))
-        codes = encode_segments(codec, [spec.segment(audio, i, False) for i in range(n)], 8)
-        windowed = np.concatenate([codes[i][0] for i in range(n)], axis=-1)
-        agree = (windowed == whole).all(axis=0).mean()
-        print(f'margin {margin:.2f} s: {agree * 100:.2f} % of frames equal a whole-song encode')
+    handle = codec_handle(codec.settings)
+    for span in (1, 2, 3, 4):
+        for margin in (0.1, 0.25, 0.5, 1.0):
+            spec = WindowSpec(10.24, None, margin, 32000, 640, False, span)
+            n = len(spec.starts(audio.shape[-1]))
+            chunked = spec.chunked('s', 'w', audio, range(n), False)
+            codes = encode_segments(handle.runtime, chunked.segments)
+            windowed = np.concatenate([codes[i][0] for i in range(n)], axis=-1)
+            agree = (windowed == whole).all(axis=0).mean()
+            ratio = sum(s.audio.shape[-1] for s in chunked.segments) / (n * spec.chunk)
+            print(f'span {span} window(s), margin {margin:.2f} s: {agree * 100:.2f} % of frames equal a whole-song '
+                  f'encode; codec input {ratio:.3f} s per window second', flush=True)
 
 
 def main():
@@ -62,7 +57,6 @@ def main():
     print(f'cores: {os.cpu_count()}')
     bench_demo(out)
     codec = load_codec(CodecSettings(name='encodec_32khz', weights='random', seed=0))
-    bench_codec(codec)
     bench_margins(codec)
 
 

@@ -47,7 +47,7 @@ def main():
         step = DistortionStep(name, tuple(sorted(draw(seeded_rng(0, name)).items())))
         distortion_times[name] = _timed(lambda: distort(mix, RATE, [step]), repeats=2)
         rows.append((f'distort: {name}', distortion_times[name]))
-    codec = load_codec(CodecSettings(name='encodec_32khz', weights='random', seed=0, torch_threads=1))
+    codec = load_codec(CodecSettings(name='encodec_32khz', weights='random', seed=0, threads=1))
     window = mix[:, :int(11.24 * RATE)]
     encode_one = _timed(lambda: codec.encode(window[None]), repeats=2)
     encode = encode_one * SECONDS / 11.24

@@ -21,8 +21,8 @@ import numpy as np
 import soundfile as sf
 
 from transforms.chunk import WindowSpec
-from transforms.codec import CodecSettings, load_codec
-from transforms.encode import encode_segments
+from transforms.codec import CodecSettings
+from transforms.encode import SPAN_WINDOWS, codec_handle, encode_segments
 from transforms.synth import synth_stems
 
 FLAGS = ['--codec-weights=random', '--target-stem=guitar', '--assortments=1', '--augmentations=0',
@@ -65,13 +65,17 @@ def build(corpus, out, extra=()):
 
 
 def codec_only_seconds_per_second(seconds, windows):
-    codec = load_codec(CodecSettings(name='encodec_32khz', weights='random', seed=0, torch_threads=os.cpu_count()))
+    """Window seconds per wall second of the build's own codec path (the default runtime, span and
+    margins), without Beam: what a build's efficiency is measured against."""
+    handle = codec_handle(CodecSettings(name='encodec_32khz', weights='random', seed=0, threads=os.cpu_count()))
     audio = np.concatenate([v[None] for v in synth_stems(1, seconds, 32000).values()]).sum(0, keepdims=True)
-    spec = WindowSpec(10.24, None, 0.5, 32000, 640, False)
-    segments = [spec.segment(audio, i, False) for i in range(len(spec.starts(audio.shape[-1])))][:windows]
+    spec = WindowSpec(10.24, None, 0.5, 32000, 640, False, SPAN_WINDOWS)
+    count = min(windows, len(spec.starts(audio.shape[-1])))
+    chunked = spec.chunked('bench', 'mix', audio, range(count), False)
+    encode_segments(handle.runtime, chunked.segments[:1])                # warm-up: export, compile
     start = time.perf_counter()
-    encode_segments(codec, segments, 1)
-    return len(segments) * 10.24 / (time.perf_counter() - start)
+    encode_segments(handle.runtime, chunked.segments)
+    return count * 10.24 / (time.perf_counter() - start)
 
 
 def main():
@@ -102,11 +106,11 @@ def throughput(corpus, tmp, args):
     walls = {}
     runs = [(int(w), None) for w in args.workers.split(',')]
     if (1, None) in runs:
-        runs.insert(runs.index((1, None)) + 1, (1, 1))   # one worker with one torch thread, like each of N
+        runs.insert(runs.index((1, None)) + 1, (1, 1))   # one worker with one codec thread, like each of N
     for workers, threads in runs:
         extra = [] if workers == 1 else ['--direct_running_mode=multi_processing', f'--direct_num_workers={workers}']
-        extra += [f'--torch-threads={threads}'] if threads else []
-        label = f'{workers} worker(s), {threads or max(1, (os.cpu_count() or 1) // workers)} torch thread(s) each'
+        extra += [f'--codec-threads={threads}'] if threads else []
+        label = f'{workers} worker(s), {threads or max(1, (os.cpu_count() or 1) // workers)} codec thread(s) each'
         wall, peak, counters = build(corpus, os.path.join(tmp, f'out{workers}-{threads}'), extra)
         walls[(workers, threads)] = wall
         encoded = counters['EncodeChunksFn.windows_encoded'] * 10.24
@@ -119,7 +123,7 @@ def throughput(corpus, tmp, args):
             for base in [(1, None), (1, 1)]:
                 if base in walls:
                     print(f'speed-up of {workers} workers over 1 worker with '
-                          f'{"default" if base[1] is None else base[1]} torch thread(s): {walls[base] / wall:.2f}x')
+                          f'{"default" if base[1] is None else base[1]} codec thread(s): {walls[base] / wall:.2f}x')
 
 
 def memory(tmp):

@@ -114,23 +114,21 @@ def small_corpus(tmp_path_factory):
 
 
 def test_same_command_gives_identical_shards_and_multiprocess_parity(small_corpus, tmp_path):
-    # Float results depend on torch's thread count, so parity across worker counts pins it.
+    # Default flags, nothing pinned: in-process the codec runs 2 threads here, in each of the
+    # 2 worker processes 1, and batches mix other segments; the files are the same bytes.
     out = str(tmp_path / 'out')
-    first = run([f'--input={small_corpus}', f'--output={out}', '--torch-threads=1'] + FAST_FLAGS)
+    first = run([f'--input={small_corpus}', f'--output={out}'] + FAST_FLAGS)
     hashes, manifest = _file_hashes(out), open(f'{out}/manifest.json').read()
     shutil.rmtree(out)
-    run([f'--input={small_corpus}', f'--output={out}', '--torch-threads=1'] + FAST_FLAGS)
+    run([f'--input={small_corpus}', f'--output={out}'] + FAST_FLAGS)
     assert _file_hashes(out) == hashes and open(f'{out}/manifest.json').read() == manifest
     assert first.manifest['totals']['examples'] > 0
+    assert first.manifest['codec']['runtime'] == 'openvino' and first.manifest['codec']['threads'] is None
 
     multi = str(tmp_path / 'multi')
     run([f'--input={small_corpus}', f'--output={multi}', '--direct_running_mode=multi_processing',
-         '--direct_num_workers=2', '--torch-threads=1'] + FAST_FLAGS)
-    single_rows, multi_rows = _rows(out), _rows(multi)
-    assert set(single_rows) == set(multi_rows)
-    for key, row in single_rows.items():
-        assert row['target_codes'] == multi_rows[key]['target_codes']
-        assert row['context_codes'] == multi_rows[key]['context_codes']
+         '--direct_num_workers=2'] + FAST_FLAGS)
+    assert _file_hashes(multi) == hashes
 
 
 def test_bad_inputs_land_in_errors_and_good_songs_complete(tmp_path):

@@ -25,15 +25,31 @@ def test_window_starts_partial_and_hop():
         _spec(chunk_seconds=1.005)
 
 
-def test_segments_carry_real_margins_and_pad_the_last_window():
+def test_segments_have_one_length_per_window_count_real_margins_and_zeros_after_the_end():
     audio = np.arange(3500, dtype=np.float32)[None]
     spec = _spec(keep_partial=True)
-    first, middle, last = spec.segment(audio, 0, True), spec.segment(audio, 1, True), spec.segment(audio, 3, True)
-    assert first.audio.shape[-1] == 1250 and first.offset_frames == 0
-    assert middle.audio.shape[-1] == 1500 and middle.offset_frames == 25 and middle.audio[0, 0] == 750
-    assert np.array_equal(middle.window_audio[0], np.arange(1000, 2000))
-    assert last.audio.shape[-1] == 1250 and last.offset_frames == 25 and last.audio[0, -1] == 0
+    first, middle, last = spec.segment(audio, (0,)), spec.segment(audio, (1,)), spec.segment(audio, (3,))
+    assert {s.audio.shape[-1] for s in (first, middle, last)} == {1500} == {spec.segment_samples(1)}
+    assert first.offsets_frames == (0,) and first.audio[0, 1499] == 1499 and first.real_samples == 1500
+    assert middle.offsets_frames == (25,) and middle.audio[0, 0] == 750
+    assert last.offsets_frames == (25,) and last.real_samples == 750 and last.audio[0, -1] == 0
     assert all(s.frames == 100 for s in (first, middle, last))
+    chunked = spec.chunked('s', 'w', audio, [1, 3], True)
+    assert np.array_equal(chunked.window_audio[1][0], np.arange(1000, 2000))
+    assert chunked.window_audio[3].shape == (1, 1000) and chunked.window_audio[3][0, -1] == 0
+
+
+def test_runs_of_windows_share_one_segment_and_its_margins():
+    audio = np.arange(6000, dtype=np.float32)[None]
+    spec = _spec(span_windows=2)
+    assert spec.spans([0, 1, 2, 4, 5]) == [(0, 1), (2,), (4, 5)]
+    both = spec.segment(audio, (1, 2))
+    assert both.audio.shape[-1] == spec.segment_samples(2) == 2500 and both.offsets_frames == (25, 125)
+    assert both.audio[0, 0] == 750 and both.audio[0, -1] == 3249
+    overlapping = _spec(hop_seconds=0.5, span_windows=3)
+    assert overlapping.segment_samples(3) == 2500 and overlapping.segment(audio, (2, 3, 4)).offsets_frames == (25, 75, 125)
+    with pytest.raises(ValueError, match='--encode-span-windows'):
+        _spec(span_windows=0)
 
 
 def test_silent_windows_are_dropped_and_counted():

@@ -3,7 +3,7 @@ import pytest
 
 from transforms.chunk import WindowSpec
 from transforms.codec import CODECS, CodecSettings, load_codec
-from transforms.encode import encode_segments
+from transforms.encode import codec_handle, encode_segments
 from transforms.synth import synth_mix
 
 
@@ -16,7 +16,8 @@ def _encode_windows(codec, audio, chunk_seconds, margin_seconds):
     spec = codec.spec
     window = WindowSpec(chunk_seconds, None, margin_seconds, spec.sample_rate_hz, spec.hop_length, False)
     starts = window.starts(audio.shape[-1])
-    codes = encode_segments(codec, [window.segment(audio, i, False) for i in range(len(starts))], 4)
+    handle = codec_handle(codec.settings, 4)
+    codes = encode_segments(handle.runtime, window.chunked('s', 'w', audio, range(len(starts)), False).segments)
     return np.concatenate([codes[i][0] for i in range(len(starts))], axis=-1)
 
 

@@ -55,7 +55,14 @@ def _graph_class():
 
 
 def encoder_graph(codec):
-    """The EncoderGraph of a loaded codec (either backend), on CPU, weight norms folded."""
+    """The EncoderGraph of a loaded codec (either backend), weight norms folded; built once per
+    codec and shared by its runtimes."""
+    if getattr(codec, 'graph', None) is None:
+        codec.graph = _build_graph(codec)
+    return codec.graph
+
+
+def _build_graph(codec):
     torch = _torch()
     model = copy.deepcopy(codec.model).cpu().float().eval()
     for module in model.modules():
@@ -75,6 +82,12 @@ def encoder_graph(codec):
 
 def weights_digest(graph) -> str:
     """sha256 of the graph's parameters and buffers: what an export is keyed by."""
+    if getattr(graph, 'digest', None) is None:
+        graph.digest = _digest(graph)
+    return graph.digest
+
+
+def _digest(graph) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(graph.state_dict().items()):
         digest.update(name.encode())
@@ -96,7 +109,7 @@ def onnx_export(codec, graph, segment_samples: int) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
     os.close(fd)
-    dummy = torch.zeros((1, codec.spec.channels, segment_samples))
+    dummy = torch.zeros((1, codec.spec.channels, segment_samples), device=next(graph.parameters()).device)
     LOG.info('exporting the %s encoder for %d-sample segments to %s', codec.spec.name, segment_samples, path)
     try:
         with torch.no_grad():
@@ -146,10 +159,11 @@ class TorchRuntime(Runtime):
         self.torch = _torch()
         self.graph = encoder_graph(codec).to(self.device)
         self.version = self.torch.__version__
+        self.one_by_one = self.device == 'cpu'   # CUDA: the whole batch in one forward pass
 
     def _run(self, batch):
         torch = self.torch
-        items = [batch[i:i + 1] for i in range(len(batch))] if self.device == 'cpu' else [batch]
+        items = [batch[i:i + 1] for i in range(len(batch))] if self.one_by_one else [batch]
         codes, scales = [], []
         with torch.inference_mode(), self.codec.autocast():
             for item in items:
