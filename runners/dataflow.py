@@ -4,7 +4,7 @@ One codec model per GPU: ``no_use_multiple_sdk_containers`` runs a single SDK pr
 worker VM (Dataflow otherwise starts one per vCPU, each loading its own model onto the one
 GPU). ``EncodeChunks`` holds its model in a ``shared.Shared``, so every harness thread of that
 process encodes with the same model. ``HARNESS_THREADS`` threads each keep at most one batch of
-``ENCODE_BATCH_SIZE`` windows on the GPU; the other stages (decode, resample, render) run on
+``ENCODE_BATCH_SIZE`` segments on the GPU; the other stages (decode, resample, render) run on
 the same threads and mostly release the GIL in numpy, soxr and pedalboard.
 """
 from apache_beam.options.pipeline_options import GoogleCloudOptions, WorkerOptions
@@ -14,8 +14,8 @@ from runners.presets import Preset
 
 ACCELERATOR = 'worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver'
 MACHINE_TYPE = 'g2-standard-8'     # the L4's host: 8 vCPU, 32 GB (four 10-minute, 16-stem songs in flight fit)
-ENCODE_BATCH_SIZE = 16             # windows per forward pass
-HARNESS_THREADS = 4                # batches in flight on the GPU: 4 x 16 windows of ~11 s
+ENCODE_BATCH_SIZE = 32             # segments per forward pass: 64 windows at 2 windows per segment
+HARNESS_THREADS = 2                # batches in flight on the GPU: 2 x 32 segments of ~21.5 s
 DISK_SIZE_GB = 100                 # the CUDA image is ~10 GB; room for shuffle spill
 
 

@@ -88,10 +88,12 @@ def read_errors(root: str) -> list:
 
 
 # Counters that describe how a run went rather than what the dataset holds: stage times, work
-# reused from a previous run's cache or shards, and the work done anew (all differ between an
-# uninterrupted and a resumed run). They stay in counters.json only.
+# reused from a previous run's cache or shards, the work done anew (all differ between an
+# uninterrupted and a resumed run) and how it was batched (differs with bundles and workers).
+# They stay in counters.json only.
 RUN_ONLY_SUFFIXES = ('_ms', '_reused')
-RUN_ONLY_NAMES = ('EncodeChunksFn.waveforms_encoded', 'EncodeChunksFn.windows_encoded', 'WriteShardFn.shards_written')
+RUN_ONLY_NAMES = ('EncodeChunksFn.waveforms_encoded', 'EncodeChunksFn.windows_encoded', 'EncodeChunksFn.segments_encoded',
+                  'EncodeChunksFn.batches_encoded', 'WriteShardFn.shards_written')
 
 
 def dataset_counters(counters: dict) -> dict:

@@ -130,4 +130,4 @@ def test_identity_leaves_out_what_does_not_change_a_code():
     torch_cpu = identity(CodecSettings(device='cpu', threads=3, runtime='torch'), 0)
     assert torch_cpu['threads'] == 3
     cuda = identity(CodecSettings(device='cuda', runtime='auto'), 0)
-    assert cuda['runtime'] == 'torch' and cuda['batch_size'] == 64
+    assert cuda['runtime'] == 'torch' and cuda['batch_size'] == 32

@@ -51,9 +51,10 @@ def test_records_round_trip_with_writable_arrays():
     planned = PlannedSong(song=song, plans=(ExamplePlan(target='drums', context=('bass',), assortment=0),))
     audio = song.audio['drums']
     chunked = ChunkedWaveform(song_id='s1', waveform_id='w', segments=(
-        Segment(window=0, audio=audio[:, :1000].copy(), offset_frames=0, frames=2),
-        Segment(window=1, audio=audio[:, 640:1640].copy(), offset_frames=1, frames=2, window_audio=audio[:, :640])))
-    for record in (song, planned, chunked, Waveform('s1', 'w', audio, (0, 3), RATE)):
+        Segment(windows=(0,), audio=audio[:, :1000].copy(), real_samples=1000, offsets_frames=(0,), frames=2),
+        Segment(windows=(1, 2), audio=audio[:, 640:1640].copy(), real_samples=900, offsets_frames=(1, 3), frames=2)),
+        window_audio={1: audio[:, :640].copy()})
+    for record in (song, planned, chunked, chunked.segments[1], Waveform('s1', 'w', audio, (0, 3), RATE)):
         encoded = coder.encode(record)
         assert isinstance(encoded, bytes) and abs(coder.estimate_size(record) - len(encoded)) < 0.01 * len(encoded)
         _same(record, coder.decode(encoded))

@@ -62,7 +62,7 @@ def test_killed_build_resumes_to_identical_output(corpus, tmp_path):
     assert cached >= 3
 
     resumed = run(flags + [f'--output={out}', '--resume'])
-    assert resumed.counters['EncodeChunksFn.waveforms_reused'] >= cached
+    assert resumed.counters['EncodeChunksFn.segments_reused'] >= cached
     assert _dataset_hashes(out) == _dataset_hashes(reference)
 
     again = run(flags + [f'--output={out}', '--resume'])       # complete: nothing to do

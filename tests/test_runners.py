@@ -37,7 +37,7 @@ def test_dataflow_gpu_preset():
     assert beam['dataflow_service_options'] == ['worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver']
     assert beam['experiments'] == ['use_runner_v2', 'no_use_multiple_sdk_containers']
     assert beam['machine_type'] == 'g2-standard-8' and beam['disk_size_gb'] >= 50
-    assert beam['number_of_worker_harness_threads'] == HARNESS_THREADS == 4
+    assert beam['number_of_worker_harness_threads'] == HARNESS_THREADS == 2
     assert (args.device, args.encode_batch_size) == ('cuda', ENCODE_BATCH_SIZE)
     assert beam['sdk_container_image'] == 'europe-west4-docker.pkg.dev/acme/stemforge/stemforge-worker:' \
                                           + package_version()
@@ -47,14 +47,14 @@ def test_dataflow_gpu_preset():
 
 def test_user_flags_override_the_preset():
     t4 = 'worker_accelerator=type:nvidia-tesla-t4;count:1;install-nvidia-driver'
-    args, beam, _ = _build(DATAFLOW + ['--machine_type=g2-standard-16', '--number_of_worker_harness_threads=2',
+    args, beam, _ = _build(DATAFLOW + ['--machine_type=g2-standard-16', '--number_of_worker_harness_threads=3',
                                        '--dataflow_service_options', t4, '--experiments=use_runner_v2',
-                                       '--experiments=enable_prime', '--encode-batch-size=32',
+                                       '--experiments=enable_prime', '--encode-batch-size=48',
                                        '--sdk_container_image=us-docker.pkg.dev/acme/img/worker:7'])
-    assert beam['machine_type'] == 'g2-standard-16' and beam['number_of_worker_harness_threads'] == 2
+    assert beam['machine_type'] == 'g2-standard-16' and beam['number_of_worker_harness_threads'] == 3
     assert beam['dataflow_service_options'] == [t4]          # the same key replaces the preset's
     assert beam['experiments'] == ['no_use_multiple_sdk_containers', 'use_runner_v2', 'enable_prime']
-    assert beam['sdk_container_image'] == 'us-docker.pkg.dev/acme/img/worker:7' and args.encode_batch_size == 32
+    assert beam['sdk_container_image'] == 'us-docker.pkg.dev/acme/img/worker:7' and args.encode_batch_size == 48
 
 
 def test_dataflow_needs_an_image_or_where_to_find_it():

@@ -213,10 +213,12 @@ def test_cut_fragments_pads_the_last_drops_silence_and_filters_classes():
     out = list(fn.process(_song({'guitar': loud, 'guitar#2': np.zeros_like(loud), 'bass': loud})))
     assert len(out) == 1
     stem = out[0]
-    assert [m.fragment for m in stem.metas] == [0, 2, 3] == [s.window for s in stem.chunked.segments]
+    assert [m.fragment for m in stem.metas] == [0, 2, 3] == [s.windows[0] for s in stem.chunked.segments]
     assert [m.real_samples for m in stem.metas] == [CHUNK, CHUNK, 100] and stem.metas[-1].padded
-    assert all(s.audio.shape == (1, CHUNK) and s.offset_frames == 0 and s.frames == 32 for s in stem.chunked.segments)
-    assert not np.any(stem.chunked.segments[-1].audio[:, 100:])
+    assert all(s.audio.shape == (1, CHUNK) and s.offsets_frames == (0,) and s.frames == 32 and len(s.windows) == 1
+               for s in stem.chunked.segments)
+    assert not np.any(stem.chunked.segments[-1].audio[:, 100:]) and stem.chunked.segments[-1].real_samples == 100
+    assert sorted(stem.chunked.window_audio) == [0, 2, 3]
     assert {m.concept for m in stem.metas} == {'guitar'} and len({m.example_id for m in stem.metas}) == 3
 
 

@@ -269,6 +269,10 @@ def load_runtime(codec, segment_samples: int, batch_size: int):
     return RUNTIMES[name](codec, segment_samples, batch_size, max(1, settings.threads))
 
 
+# Segments per forward pass with --encode-batch-size=0: one on CPU (no runtime runs faster per
+# audio second with more, and memory grows with the batch: benchmarks/bench_codec.py); 32 on CUDA,
+# 64 windows at the default span of 2 windows per segment.
+AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 32}
 DISTRIBUTIONS = {'torch': 'torch', 'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}
 
 
@@ -302,4 +306,4 @@ def identity(settings, batch_size: int) -> dict:
     return {'runtime': runtime, 'runtime_version': _installed_version(runtime),
             'device': 'cpu' if on_cpu else 'cuda', 'precision': settings.precision,
             'threads': None if cls.thread_invariant or not on_cpu else settings.threads,
-            'batch_size': None if on_cpu else batch_size or 64}
+            'batch_size': None if on_cpu else batch_size or AUTO_BATCH_SIZE['cuda']}

@@ -27,11 +27,7 @@ from schemas.audio_io import encode_flac
 from schemas.records import ChunkedWaveform, EncodedWaveform, Segment
 from schemas.shards import write_atomic
 from transforms.codec import BACKENDS, CODECS, PRECISIONS, RUNTIME_NAMES, CodecSettings, load_codec
-from transforms.codec_runtime import identity, load_runtime
-
-# Segments per forward pass with --encode-batch-size=0: one on CPU (no runtime runs faster per
-# audio second with more, and memory grows with the batch: benchmarks/bench_codec.py), 64 on CUDA.
-AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 64}
+from transforms.codec_runtime import AUTO_BATCH_SIZE, identity, load_runtime
 
 
 class EncodeOptions(PipelineOptions):
@@ -189,6 +185,7 @@ class SplitSegmentsFn(beam.DoFn):
         self.write_audio, self.cache_root = write_audio, cache_root
         counters = EncodeChunksFn   # every task's encoder counts under the same names
         self.waveforms_reused = Metrics.counter(counters, 'waveforms_reused')
+        self.segments_reused = Metrics.counter(counters, 'segments_reused')
         self.audio_ms_encoded = Metrics.counter(counters, 'audio_ms_encoded')
         self.waveforms_encoded = Metrics.counter(counters, 'waveforms_encoded')
 
@@ -201,6 +198,7 @@ class SplitSegmentsFn(beam.DoFn):
             cache = self.cache_root and _cache_file(self.cache_root, *key, segment)
             if cache and FileSystems.exists(cache):
                 reused += 1
+                self.segments_reused.inc()
                 yield pvalue.TaggedOutput(self.REUSED, load_encoded(cache, *key))
             else:
                 yield key, segment
