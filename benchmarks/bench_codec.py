@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python -m benchmarks.bench_codec [--device cuda] [--batch-sizes 1,8,32]
      [--runtimes torch,onnxruntime,openvino] [--precisions fp32,bf16] [--codec encodec_32khz]
-Encodes the same segments (11.24 s: a 10.24 s window with 0.5 s margins, from a synthesized
-mix) in one run: first through the model's own eager ``encode`` at batch 1 (the reference,
+Encodes the same segments (a window, 2.56 s on CPU and 10.24 s on CUDA, with 0.5 s margins,
+from a synthesized mix) in one run: first through the model's own eager ``encode`` at batch 1 (the reference,
 "torch eager"), then through each runtime at each batch size (fixed-shape batches, as the
 pipeline sends them), and prints each one's real-time factor (audio seconds per wall second),
 its ratio to torch eager and the share of its codes equal to the reference's (all codebooks,
@@ -21,9 +21,9 @@ from transforms.encode import encode_batch
 from transforms.synth import synth_mix
 
 
-def segments_for(count: int, spec):
-    window = WindowSpec(10.24, None, 0.5, spec.sample_rate_hz, spec.hop_length, False)
-    audio = synth_mix(7, 10.24 * count + 1.5, spec.sample_rate_hz, spec.channels)
+def segments_for(count: int, spec, window_seconds: float):
+    window = WindowSpec(window_seconds, None, 0.5, spec.sample_rate_hz, spec.hop_length, False)
+    audio = synth_mix(7, window_seconds * count + 1.5, spec.sample_rate_hz, spec.channels)
     segments = window.chunked('bench', 'mix', audio, range(count + 1), False).segments
     length = window.segment_samples(1)
     return [s for s in segments if s.audio.shape[-1] == length][:count]
@@ -71,6 +71,9 @@ def main():
     parser.add_argument('--codec', default='encodec_32khz')
     parser.add_argument('--threads', type=int, default=0, help='Runtime threads; 0 = all cores. Default: 0.')
     parser.add_argument('--repeats', type=int, default=1, help='Timed passes per figure. Default: 1.')
+    parser.add_argument('--window-seconds', type=float, default=None,
+                        help='Window length; segments add 0.5 s margins on each side. Default: 10.24 on CUDA, '
+                             '2.56 on CPU (32 segments of 11.24 s take more than 24 GB under ONNX Runtime).')
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch = _torch()
@@ -81,7 +84,7 @@ def main():
     runtimes = (args.runtimes or ('torch,onnxruntime' if cuda else 'torch,onnxruntime,openvino')).split(',')
     base = CodecSettings(name=args.codec, weights=args.weights, device=device, threads=threads)
     codec = load_codec(base)
-    segments = segments_for(max(batches), codec.spec)
+    segments = segments_for(max(batches), codec.spec, args.window_seconds or (10.24 if cuda else 2.56))
     seconds = sum(s.audio.shape[-1] for s in segments) / codec.spec.sample_rate_hz
     name = torch.cuda.get_device_name(device) if cuda else f'CPU, {threads} threads'
     print(f'device: {device} ({name}); torch {torch.__version__}; codec {args.codec}, weights {args.weights}; '

@@ -22,7 +22,7 @@ import soundfile as sf
 
 from transforms.chunk import WindowSpec
 from transforms.codec import CodecSettings
-from transforms.encode import SPAN_WINDOWS, codec_handle, encode_segments
+from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, codec_handle, encode_segments
 from transforms.synth import synth_stems
 
 FLAGS = ['--codec-weights=random', '--target-stem=guitar', '--assortments=1', '--augmentations=0',
@@ -69,7 +69,7 @@ def codec_only_seconds_per_second(seconds, windows):
     margins), without Beam: what a build's efficiency is measured against."""
     handle = codec_handle(CodecSettings(name='encodec_32khz', weights='random', seed=0, threads=os.cpu_count()))
     audio = np.concatenate([v[None] for v in synth_stems(1, seconds, 32000).values()]).sum(0, keepdims=True)
-    spec = WindowSpec(10.24, None, 0.5, 32000, 640, False, SPAN_WINDOWS)
+    spec = WindowSpec(10.24, None, MARGIN_SECONDS, 32000, 640, False, SPAN_WINDOWS)
     count = min(windows, len(spec.starts(audio.shape[-1])))
     chunked = spec.chunked('bench', 'mix', audio, range(count), False)
     encode_segments(handle.runtime, chunked.segments[:1])                # warm-up: export, compile

@@ -13,7 +13,7 @@ from tests.corpus import write_song
 from tests.object_stores import gcs_store, loopback_only, s3_store
 
 # Float results depend on torch's thread count; pinning it lets a multi-process build match.
-FLAGS = FAST_FLAGS + ['--torch-threads=1', '--assortments=1', '--augmentations=0', '--shard-examples=1']
+FLAGS = FAST_FLAGS + ['--codec-threads=1', '--assortments=1', '--augmentations=0', '--shard-examples=1']
 
 
 def _hashes(root):

@@ -17,7 +17,7 @@ from tests.corpus import write_song
 
 def _flags(corpus):
     """FAST_FLAGS, lighter still: one target, no augmentation, pinned threads."""
-    return [f'--input={corpus}', '--torch-threads=1', '--augmentations=0', '--target-stem=guitar'] + \
+    return [f'--input={corpus}', '--codec-threads=1', '--augmentations=0', '--target-stem=guitar'] + \
         [f for f in FAST_FLAGS if not f.startswith(('--augmentations', '--target-stem'))]
 
 

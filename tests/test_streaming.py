@@ -37,7 +37,7 @@ STREAM = ['--streaming', '--watch-interval=0.3', '--window-seconds=1']
 
 def _flags(corpus, out):
     """FAST_FLAGS, lighter still: one target, no augmentation, pinned threads."""
-    return [f'--input={corpus}', f'--output={out}', '--torch-threads=1', '--augmentations=0',
+    return [f'--input={corpus}', f'--output={out}', '--codec-threads=1', '--augmentations=0',
             '--target-stem=guitar'] + [f for f in FAST_FLAGS if not f.startswith(('--augmentations', '--target-stem'))]
 
 

@@ -29,7 +29,7 @@ CHUNK_SECONDS = 0.64                       # 32 frames at 50 Hz
 CHUNK = int(CHUNK_SECONDS * 32000)         # 20480 samples at the codec's rate
 RATIOS = '0.5,0.5,0'
 FLAGS = ['--task=concept', '--codec-weights=random', f'--chunk-seconds={CHUNK_SECONDS}', f'--split-ratios={RATIOS}',
-         '--torch-threads=1']
+         '--codec-threads=1']
 # label -> {file: (seed, seconds)}; seed None = digital silence. 'Lo-Fi Café' is no safe folder name.
 CLIPS = {'ambient': {'calm.wav': (60, 2.0), 'drift.flac': (61, 1.3)},
          'Lo-Fi Café': {'tape.wav': (62, 0.5)},
@@ -240,7 +240,8 @@ def test_concepts_flag_is_checked():
 
 
 @pytest.mark.parametrize('flag', ['--hop-seconds=0.32', '--target-stem=guitar', '--concepts=banjo',
-                                  '--fill-missing=reserve', '--chunk-seconds=0.63'])
+                                  '--fill-missing=reserve', '--chunk-seconds=0.63', '--encode-span-windows=3',
+                                  '--encode-margin-seconds=0.5'])
 def test_flags_that_do_not_apply_are_refused(flag, tmp_path, capsys):
     flags = [f for f in FLAGS if not (flag.startswith('--chunk') and f.startswith('--chunk'))]
     assert main([f'--input={tmp_path}', f'--output={tmp_path / "out"}'] + flags + [flag]) == 2

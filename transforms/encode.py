@@ -30,6 +30,13 @@ from transforms.codec import BACKENDS, CODECS, PRECISIONS, RUNTIME_NAMES, CodecS
 from transforms.codec_runtime import AUTO_BATCH_SIZE, identity, load_runtime
 
 
+# Encode geometry by default: runs of 2 windows with 0.25 s on each side (21 s segments at the
+# default 10.24 s windows): 1.023 s of codec input per window second, 99.91 % of frames equal to a
+# whole-song encode (benchmarks/bench_pipeline.py, a 3-minute song).
+SPAN_WINDOWS = 2
+MARGIN_SECONDS = 0.25
+
+
 class EncodeOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
@@ -53,18 +60,15 @@ class EncodeOptions(PipelineOptions):
         parser.add_argument('--encode-batch-size', type=int, default=0,
                             help='Segments per forward pass, drawn from any waveform and song; 0 = auto: '
                                  f'{AUTO_BATCH_SIZE["cpu"]} on CPU, {AUTO_BATCH_SIZE["cuda"]} on CUDA. Default: 0.')
-        parser.add_argument('--encode-margin-seconds', type=float, default=0.5,
+        parser.add_argument('--encode-margin-seconds', type=float, default=MARGIN_SECONDS,
                             help='Real audio encoded on each side of a run of windows, then cut off, so edge '
-                                 'codes match a whole-song encode. Default: 0.5.')
+                                 f'codes match a whole-song encode. Default: {MARGIN_SECONDS}.')
         parser.add_argument('--encode-span-windows', type=int, default=SPAN_WINDOWS,
                             help='Consecutive windows encoded as one segment (margins paid once per segment). '
                                  f'Default: {SPAN_WINDOWS}.')
         parser.add_argument('--codec-threads', '--torch-threads', dest='codec_threads', type=int, default=0,
                             help='Intra-op threads of the codec runtime per worker process; 0 = cores / '
                                  '--direct_num_workers. Default: 0.')
-
-
-SPAN_WINDOWS = 2
 
 
 def codec_settings(args, beam_options) -> CodecSettings:

@@ -33,7 +33,7 @@ from schemas.shards import write_atomic
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normalize_label
 from transforms.chunk import WindowSpec
 from transforms.codec_runtime import identity as codec_identity
-from transforms.encode import EncodeChunks, codec_manifest, codec_settings
+from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED
 from transforms.tasks.concept_export import (LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
                                              sample_bytes)
@@ -251,6 +251,9 @@ def check_flags(args) -> None:
     if args.fill_missing != 'skip':
         raise ValueError(f'--fill-missing={args.fill_missing}: --task=concept encodes the stems songs have; '
                          'use skip')
+    if args.encode_span_windows != SPAN_WINDOWS or args.encode_margin_seconds != MARGIN_SECONDS:
+        raise ValueError('--task=concept encodes each fragment as its own clip: --encode-span-windows and '
+                         '--encode-margin-seconds do not apply')
 
 
 class ConceptTask(Task):
