@@ -3,15 +3,17 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
-# The CPU build of PyTorch is enough for the demo and the tests; a GPU worker image
-# installs a CUDA build instead (override: make TORCH_SPEC=torch==2.11.0 ...).
+# The torch pip installs first (the package then keeps it). Which build it is follows the index:
+# PyPI's Linux wheel is the CUDA build; TORCH_INDEX=https://download.pytorch.org/whl/cpu takes
+# the CPU-only one (or .../whl/cu128 for a given CUDA). See the README's install section.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: demo test clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
 	$(VENV)/bin/pip install -e ".[test]"
 	touch $(STAMP)
 

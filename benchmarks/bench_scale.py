@@ -1,6 +1,6 @@
 """Pipeline efficiency, worker speed-up and peak memory on this machine.
 
-Run: .venv/bin/python -m benchmarks.bench_scale [--workers 1,2] [--parts throughput,memory,long]
+Run: .venv/bin/python -m benchmarks.bench_scale [--workers 1,2] [--runner direct|dask] [--parts throughput,memory,long]
 Prints, from one run over a fixed generated corpus: codec-only encode throughput (the same
 windows and batch size, no Beam), end-to-end build throughput (encoded audio seconds per wall
 second), their ratio (pipeline efficiency), per-stage time from the counters, peak RSS, the
@@ -81,6 +81,9 @@ def codec_only_seconds_per_second(seconds, windows):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--workers', default='1,2', help='Worker counts to compare. Default: 1,2.')
+    parser.add_argument('--runner', default='direct', choices=('direct', 'dask'),
+                        help='direct: the DirectRunner (multi-process for more than one worker); dask: '
+                             '--preset=dask-local with --dask-workers=N. Default: direct.')
     parser.add_argument('--songs', type=int, default=6, help='Songs in the throughput corpus. Default: 6.')
     parser.add_argument('--parts', default='throughput,memory',
                         help='What to measure: throughput (codec only vs builds per worker count), memory '
@@ -100,7 +103,7 @@ def main():
 
 def throughput(corpus, tmp, args):
     print(f'cores: {os.cpu_count()}; corpus: {args.songs} songs x 31 s, 4 stereo 44.1 kHz stems; '
-          'guitar target, 1 assortment')
+          f'guitar target, 1 assortment; runner: {args.runner}')
     codec_rate = codec_only_seconds_per_second(62.0, 6)
     print(f'codec only: {codec_rate:.2f} audio s per wall s')
     walls = {}
@@ -108,9 +111,12 @@ def throughput(corpus, tmp, args):
     if (1, None) in runs:
         runs.insert(runs.index((1, None)) + 1, (1, 1))   # one worker with one codec thread, like each of N
     for workers, threads in runs:
-        extra = [] if workers == 1 else ['--direct_running_mode=multi_processing', f'--direct_num_workers={workers}']
+        if args.runner == 'dask':
+            extra = ['--preset=dask-local', f'--dask-workers={workers}']
+        else:
+            extra = [] if workers == 1 else ['--direct_running_mode=multi_processing', f'--direct_num_workers={workers}']
         extra += [f'--codec-threads={threads}'] if threads else []
-        label = f'{workers} worker(s), {threads or max(1, (os.cpu_count() or 1) // workers)} codec thread(s) each'
+        label = f'{args.runner}: {workers} worker(s), {threads or max(1, (os.cpu_count() or 1) // workers)} codec thread(s) each'
         wall, peak, counters = build(corpus, os.path.join(tmp, f'out{workers}-{threads}'), extra)
         walls[(workers, threads)] = wall
         encoded = counters['EncodeChunksFn.windows_encoded'] * 10.24

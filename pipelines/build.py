@@ -19,6 +19,8 @@ from pipelines.options import make_parser, parse_args
 from pipelines.progress import ProgressReporter
 from pipelines.report import write_report
 from pipelines.run_state import RUN_CONTROL, finish, fingerprint, prepare_output, work_path
+from pipelines.tools import check_tools
+from runners.dask import NAME as DASK_RUNNER
 from runners.direct import RUNNER as LOCAL_RUNNER
 from runners.registry import with_preset
 from schemas.manifest import add_counters, read_errors, read_manifest, write_counters
@@ -193,10 +195,12 @@ def explain_nothing_built(manifest: dict, errors: list, metrics: dict, input_pat
 def use_local_runner(beam_options) -> None:
     """Runs the DirectRunner (named or by default) through its FnApiRunner path: Beam's
     DirectRunner would first fetch a Prism binary from the network, and Prism ignores
-    --direct_running_mode."""
+    --direct_running_mode. ``DaskRunner`` is the project's (runners/dask.py), not Beam's."""
     standard = beam_options.view_as(StandardOptions)
     if standard.runner in (None, 'DirectRunner', 'direct'):
         standard.runner = LOCAL_RUNNER
+    elif standard.runner in ('DaskRunner', 'dask'):
+        standard.runner = DASK_RUNNER
 
 
 def run(argv=None) -> BuildResult:
@@ -205,6 +209,7 @@ def run(argv=None) -> BuildResult:
     args, beam_options = parse_args(with_preset(sys.argv[1:] if argv is None else argv))
     FileSystems.set_options(beam_options)   # s3:// and gs:// flags for the output checks before the pipeline
     use_local_runner(beam_options)
+    check_tools(args)                           # before anything is read or written
     resolve_paths(args)
     task = task_class(args.task)(args, beam_options)
     args.streaming = beam_options.view_as(StandardOptions).streaming    # Beam's own --streaming

@@ -1,14 +1,17 @@
 """The build's options: every stage's PipelineOptions, collected into one parser.
 
 A stage declares its flags beside its code; this module only lists the stages.
-Flags no stage knows are handed to Beam (``--runner``, ``--direct_num_workers``, ...).
+Flags no stage knows are handed to Beam (``--runner``, ``--direct_num_workers``, ...); a flag
+neither knows is an error naming the closest valid flag (Beam alone would warn and drop it).
 """
 import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.flags import UnknownFlag, parse_known_flags  # noqa: F401 (UnknownFlag: the error raised here)
 from pipelines.report import ReportOptions
 from pipelines.run_state import RunOptions
+from runners.dask import DaskWorkerOptions  # noqa: F401  (a Beam-side option: registered for --dask-workers)
 from runners.registry import PresetOptions
 from transforms.augment import AugmentOptions
 from transforms.chunk import ChunkOptions
@@ -70,7 +73,7 @@ STAGE_OPTIONS = (BuildOptions, StreamOptions, PresetOptions, SourceOptions, Slak
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog='python -m pipelines.build',
+        prog='python -m pipelines.build', allow_abbrev=False,
         description='Turn multitrack stems into EnCodec token datasets on Apache Beam. Flags not listed '
                     'here go to Beam (for example --runner=DirectRunner, --direct_running_mode='
                     'multi_processing, --direct_num_workers=2).')
@@ -80,6 +83,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv):
-    """(our options as a namespace, Beam's PipelineOptions from the remaining flags)."""
-    args, beam_argv = make_parser().parse_known_args(argv)
+    """(our options as a namespace, Beam's PipelineOptions from the remaining flags).
+
+    Raises:
+        UnknownFlag: a flag no stage and no Beam options class declares (or a stray value).
+    """
+    args, beam_argv = parse_known_flags(make_parser(), argv, skip=STAGE_OPTIONS)
     return args, PipelineOptions(beam_argv)

@@ -1,5 +1,7 @@
-"""The segments of a descriptors dataset nearest to a clip: ``python -m pipelines.query --index <dataset>
---audio clip.wav -k 10``.
+"""The segments of a descriptors dataset nearest to a clip: ``python -m pipelines.query <dataset>
+--audio clip.wav -k 10`` (``stemforge query ...``). The dataset is a local folder, or ``s3://``/``gs://``:
+its manifest and the index files it lists are copied once into the local cache (checked by sha256)
+and memory-mapped there.
 
 Extracts the clip's frame descriptors with the build's own code and settings (mono at the
 index's rate; transforms/descriptor_features.py), z-scores them with the build's
@@ -20,6 +22,7 @@ Results in one (song, stem) start more than ``--exclusion-frames`` apart (defaul
 so that the k results are k places, not one place shifted by a frame.
 """
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -35,7 +38,7 @@ if __name__ == '__main__':
 import numpy as np  # noqa: E402  (after the thread settings)
 
 from schemas.audio_io import AudioDecodeError, decode_audio, resample, to_channels  # noqa: E402
-from schemas.descriptor_index import IndexUnusable, open_index, zscore  # noqa: E402
+from schemas.descriptor_index import INDEX_EXPORT, IndexUnusable, open_index, zscore  # noqa: E402
 from transforms.descriptor_features import (DELTA_WIDTH, N_FFT, describe, frame_count,  # noqa: E402
                                             index_features, yin_lags)
 
@@ -218,8 +221,56 @@ def query(root: str, audio_path: str, k: int = 10, **options) -> list:
         IndexUnusable: no usable descriptors index at ``root``.
         ClipUnusable: the clip cannot be read or is too short.
     """
-    index = open_index(root)
+    index = open_index(fetch_index(root) if '://' in root else root)
     return search(index, load_clip(audio_path, int(index.settings['sample_rate_hz'])), k, **options)
+
+
+def fetch_index(url: str, cache_root: str = None) -> str:
+    """A local copy of the descriptors dataset at ``url`` (``s3://``, ``gs://``: Beam's FileSystems):
+    its manifest and the index files the manifest lists, each downloaded only when the cached copy's
+    sha256 differs from the manifest's. Returns the local folder.
+
+    Raises:
+        IndexUnusable: no manifest at ``url``, or a listed file that cannot be read.
+    """
+    from apache_beam.io.filesystems import FileSystems
+    from transforms.codec import codec_cache_dir
+    local = os.path.join(cache_root or codec_cache_dir(), 'query-index', hashlib.sha256(url.encode()).hexdigest()[:16])
+    url = url.rstrip('/')
+
+    def read(path: str, what: str) -> bytes:
+        try:
+            with FileSystems.open(f'{url}/{path}', compression_type='uncompressed') as handle:
+                return handle.read()
+        except Exception as e:   # each filesystem raises its own errors (IOError, BeamIOError, client errors)
+            raise IndexUnusable(f'{what} unreadable: {url}/{path} ({type(e).__name__}: {e})') from None
+
+    manifest = read('manifest.json', 'manifest')
+    try:
+        entries = json.loads(manifest).get('exports', {}).get(INDEX_EXPORT, {}).get('paths', [])
+    except ValueError as e:
+        raise IndexUnusable(f'manifest unreadable: {url}/manifest.json ({e})') from None
+    for entry in entries:
+        target = os.path.join(local, *entry['path'].split('/'))
+        if not os.path.isfile(target) or _sha256(target) != entry.get('sha256'):
+            _write_new(target, read(entry['path'], 'index file'))
+    _write_new(os.path.join(local, 'manifest.json'), manifest)
+    return local
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_new(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + '.part', 'wb') as handle:
+        handle.write(data)
+    os.replace(path + '.part', path)
 
 
 def _values(values) -> tuple:
@@ -228,11 +279,13 @@ def _values(values) -> tuple:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog='python -m pipelines.query',
+        prog='python -m pipelines.query', allow_abbrev=False,
         description='The k segments of a --task=descriptors dataset nearest to a clip: song, stem, sample offset, '
                     'distance (RMS over frames of the z-scored descriptors\' Euclidean distance). Exit status 2 on '
                     'a missing index or an unusable clip.')
-    parser.add_argument('--index', required=True, help='The --output of a --task=descriptors build (local).')
+    parser.add_argument('dataset', nargs='?', help='The --output of a --task=descriptors build: a local folder, '
+                                                   's3:// or gs://.')
+    parser.add_argument('--index', help=argparse.SUPPRESS)    # the dataset, as a flag (earlier releases)
     parser.add_argument('--audio', required=True, help='The clip: WAV, FLAC, OGG, MP3 (any rate, any channels).')
     parser.add_argument('-k', type=int, default=10, help='How many segments. Default: 10.')
     parser.add_argument('--split', action='append', help='Only these splits (comma-separated or repeated). '
@@ -258,12 +311,17 @@ def table(matches: list) -> str:
 
 
 def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
+    from pipelines.flags import parse_tool_args
+    args = parse_tool_args(make_parser(), argv)
+    dataset = args.dataset or args.index
+    if not dataset:
+        print('error: give the dataset (the --output of a --task=descriptors build)', file=sys.stderr)
+        return 2
     if args.k < 1:
         print('error: -k must be at least 1', file=sys.stderr)
         return 2
     try:
-        matches = query(args.index, args.audio, args.k, splits=_values(args.split), stems=_values(args.stem),
+        matches = query(dataset, args.audio, args.k, splits=_values(args.split), stems=_values(args.stem),
                         exact=args.exact, exclusion_frames=args.exclusion_frames)
     except (IndexUnusable, ClipUnusable) as e:
         print(f'error: {e}', file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Dict, List
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.flags import parse_tool_args
 from schemas.manifest import read_counters, read_manifest
 from schemas.shards import join, write_atomic
 from schemas.webdataset import read_samples
@@ -235,9 +236,10 @@ def write_report(root: str) -> str:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
-    parser = argparse.ArgumentParser(prog='python -m pipelines.report', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m pipelines.report', allow_abbrev=False,
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('dataset', help='Dataset root (the folder of manifest.json): local path, s3:// or gs://.')
-    args = parser.parse_args(argv)
+    args = parse_tool_args(parser, argv)
     try:
         path = write_report(args.dataset)
     except (ValueError, FileNotFoundError, OSError) as e:

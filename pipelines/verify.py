@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.flags import parse_tool_args
 from schemas.manifest import MANIFEST_NAME, read_manifest
 from schemas.shards import SHARD_PATTERNS, join
 from schemas.webdataset import npy_load
@@ -387,7 +388,8 @@ def decode_examples(root: str, manifest: dict, count: int, out_dir: str, seed: i
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='python -m pipelines.verify', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m pipelines.verify', allow_abbrev=False,
+                                     description=__doc__.split('\n\n')[0])
     parser.add_argument('dataset', help='Dataset root (the folder of manifest.json): local path, s3:// or gs://.')
     parser.add_argument('--decode', type=int, default=0,
                         help='Decode this many random examples back to audio with the manifest\'s codec. Default: 0.')
@@ -399,7 +401,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
-    args = make_parser().parse_args(argv)
+    args = parse_tool_args(make_parser(), argv)
     if args.decode < 0:
         print('error: --decode must be 0 or more', file=sys.stderr)
         return 2

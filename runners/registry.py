@@ -4,11 +4,12 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from runners.dask import DASK_LOCAL
 from runners.dataflow import DATAFLOW_GPU, DATAFLOW_STREAMING
 from runners.direct import DIRECT, DIRECT_MULTIPROCESS
 from runners.flink import FLINK
 
-PRESETS = {p.name: p for p in (DIRECT, DIRECT_MULTIPROCESS, DATAFLOW_GPU, DATAFLOW_STREAMING, FLINK)}
+PRESETS = {p.name: p for p in (DIRECT, DIRECT_MULTIPROCESS, DASK_LOCAL, DATAFLOW_GPU, DATAFLOW_STREAMING, FLINK)}
 
 
 class PresetOptions(PipelineOptions):

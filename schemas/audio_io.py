@@ -3,20 +3,14 @@
 Audio is float32 numpy ``[channels, samples]``.
 """
 import io
-import json
 import os
-import shutil
-import subprocess
-import tempfile
 
 import numpy as np
 import soundfile as sf
 
+from schemas.audio_limits import AudioDecodeError, check_header  # noqa: F401 (re-exported)
+
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aif', '.aiff', '.m4a', '.aac', '.opus', '.wma')
-
-
-class AudioDecodeError(ValueError):
-    """The bytes are not audio this project can decode, or not audio worth keeping."""
 
 
 def is_audio_name(name: str) -> bool:
@@ -24,24 +18,24 @@ def is_audio_name(name: str) -> bool:
 
 
 def decode_audio(data: bytes, name: str, max_seconds: float):
-    """Decodes audio bytes with soundfile, or ffmpeg (through pydub) for what soundfile
-    cannot read. Returns ``(audio [channels, samples] float32, sample_rate_hz)``.
+    """Decodes audio bytes with soundfile, or PyAV (FFmpeg's libraries, in process) for what
+    libsndfile cannot read (AAC, ALAC, WMA, Opus in containers). The header's rate, channels and
+    length are checked before any sample is decoded. Returns ``(audio [channels, samples] float32,
+    sample_rate_hz)``.
 
     Raises:
-        AudioDecodeError: unreadable, empty, too long or non-finite audio.
+        AudioDecodeError: unreadable, empty, too long, out-of-bounds or non-finite audio.
     """
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError) as sf_error:
-        audio, rate = _decode_with_ffmpeg(data, name, max_seconds, sf_error)
+        audio, rate = _decode_with_av(data, name, max_seconds, sf_error)
     else:
-        if info.samplerate <= 0:
-            raise AudioDecodeError(f'{name}: invalid sample rate {info.samplerate}')
-        if info.frames > max_seconds * info.samplerate:
-            raise AudioDecodeError(
-                f'{name}: {info.frames / info.samplerate:.1f} s is longer than the limit of {max_seconds:g} s')
+        check_header(name, int(info.samplerate), int(info.channels),
+                     info.frames / info.samplerate if info.samplerate > 0 else 0.0, max_seconds)
         try:
-            audio, rate = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
+            audio, rate = sf.read(io.BytesIO(data), dtype='float32', always_2d=True,
+                                  frames=int(max_seconds * info.samplerate) + 1)
         except (sf.LibsndfileError, RuntimeError) as e:
             raise AudioDecodeError(f'{name}: cannot decode audio ({_reason(e)})') from e
         audio = audio.T    # a view: [channels, samples] without a second copy of the stem
@@ -66,62 +60,43 @@ def _reason(error: Exception) -> str:
     return str(error).split('>: ', 1)[-1].strip() or type(error).__name__
 
 
-def _decode_with_ffmpeg(data: bytes, name: str, max_seconds: float, sf_error: Exception):
+def _decode_with_av(data: bytes, name: str, max_seconds: float, sf_error: Exception):
+    from schemas.av_audio import decode_file
     try:
-        from pydub import AudioSegment  # optional: formats libsndfile does not read
-    except ImportError:
-        AudioSegment = None
-    if AudioSegment is None or shutil.which('ffmpeg') is None:
-        raise AudioDecodeError(f'{name}: not audio that soundfile can read ({_reason(sf_error)}); '
-                               'install ffmpeg and pydub to decode other formats')
-    try:
-        segment = AudioSegment.from_file(io.BytesIO(data))
-    except Exception as e:  # pydub raises bare Exceptions carrying ffmpeg's message
-        raise AudioDecodeError(f'{name}: neither soundfile nor ffmpeg can decode it ({_reason(sf_error)}; '
-                               f'ffmpeg: {str(e).strip().splitlines()[-1] if str(e).strip() else e})') from e
-    rate = segment.frame_rate
-    if segment.frame_count() > max_seconds * rate:
-        raise AudioDecodeError(f'{name}: {segment.frame_count() / rate:.1f} s is longer than the '
-                               f'limit of {max_seconds:g} s')
-    samples = np.array(segment.get_array_of_samples(), dtype=np.float32)
-    samples /= float(1 << (8 * segment.sample_width - 1))
-    return np.ascontiguousarray(samples.reshape(-1, segment.channels).T), rate
+        return decode_file(data, name, max_seconds)
+    except AudioDecodeError as e:
+        if 'FFmpeg cannot open it' in str(e):
+            raise AudioDecodeError(f'{name}: neither libsndfile ({_reason(sf_error)}) nor FFmpeg '
+                                   f'({str(e).split("(", 1)[-1].rstrip(")")}) can read it') from e
+        raise
+
+
+def decode_streams(data: bytes, name: str, streams, max_seconds: float) -> dict:
+    """Decodes audio streams ``streams`` (0-based, audio streams only) of a multi-stream file (a
+    MUSDB18 ``.stem.mp4``) in one pass over it. Returns ``{stream: (audio [channels, samples]
+    float32, rate) or AudioDecodeError}``: a stream that does not exist or cannot be decoded is an
+    error of its own, the others still decode.
+
+    Raises:
+        AudioDecodeError: the container cannot be opened at all.
+    """
+    from schemas.av_audio import decode_streams as demux
+    results = demux(data, name, streams, max_seconds)
+    for index, result in results.items():
+        if not isinstance(result, Exception):
+            try:
+                check_audio(result[0], f'{name} (stream {index})', result[1], max_seconds)
+            except AudioDecodeError as e:
+                results[index] = e
+    return results
 
 
 def decode_stream(data: bytes, stream: int, name: str, max_seconds: float):
-    """Decodes audio stream ``stream`` (0-based, audio streams only) of a multi-stream file
-    (a MUSDB18 ``.stem.mp4``) with ffmpeg. Returns ``(audio [channels, samples] float32, rate)``.
-
-    Raises:
-        AudioDecodeError: ffmpeg is missing, the stream does not exist or cannot be decoded.
-    """
-    if shutil.which('ffmpeg') is None or shutil.which('ffprobe') is None:
-        raise AudioDecodeError(f'{name}: decoding stream {stream} needs ffmpeg and ffprobe (apt-get install ffmpeg)')
-    # mp4 indexes may sit at the end of the file: ffmpeg needs a seekable file, not a pipe.
-    with tempfile.NamedTemporaryFile(suffix=os.path.splitext(name)[1] or '.bin') as handle:
-        handle.write(data)
-        handle.flush()
-        probe = _run(['ffprobe', '-v', 'error', '-select_streams', f'a:{stream}', '-show_entries',
-                      'stream=channels,sample_rate', '-of', 'json', handle.name], name, stream)
-        found = json.loads(probe or b'{}').get('streams') or []
-        if not found:
-            raise AudioDecodeError(f'{name}: has no audio stream {stream}')
-        channels, rate = int(found[0]['channels']), int(found[0]['sample_rate'])
-        raw = _run(['ffmpeg', '-v', 'error', '-nostdin', '-i', handle.name, '-map', f'0:a:{stream}',
-                    '-t', f'{max_seconds + 1:g}', '-f', 'f32le', '-acodec', 'pcm_f32le', 'pipe:1'], name, stream)
-    audio = np.frombuffer(raw, dtype=np.float32)
-    audio = np.ascontiguousarray(audio[:len(audio) // channels * channels].reshape(-1, channels).T)
-    return check_audio(audio, f'{name} (stream {stream})', rate, max_seconds), rate
-
-
-
-def _run(command, name: str, stream: int) -> bytes:
-    done = subprocess.run(command, capture_output=True, check=False)
-    if done.returncode != 0:
-        message = done.stderr.decode('utf-8', 'replace').strip().splitlines()
-        raise AudioDecodeError(f'{name}: cannot decode audio stream {stream} '
-                               f'({message[-1] if message else f"exit status {done.returncode}"})')
-    return done.stdout
+    """One audio stream of a multi-stream file: ``(audio, rate)``. Raises AudioDecodeError."""
+    result = decode_streams(data, name, [stream], max_seconds)[stream]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:

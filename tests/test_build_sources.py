@@ -51,9 +51,8 @@ def test_slakh_source_splits_target_labels_and_fill_from_reserve(tmp_path):
 
 
 def test_musdb_stem_mp4_source(tmp_path):
-    root, scratch = str(tmp_path / 'musdb'), str(tmp_path / 'scratch')
-    os.makedirs(scratch)
-    make_musdb_stems(root, scratch)
+    root = str(tmp_path / 'musdb')
+    make_musdb_stems(root)
     out = str(tmp_path / 'out')
     result = run([f'--input={root}', f'--output={out}', '--source=musdb', '--split-from=source'] + QUICK)
     _assert_valid(result)
@@ -78,9 +77,8 @@ def test_moisesdb_source_keeps_bleed(tmp_path):
 
 
 def test_folders_source_and_options_it_refuses(tmp_path, capsys):
-    root, scratch = str(tmp_path / 'folders'), str(tmp_path / 'scratch')
-    os.makedirs(scratch)
-    labels = make_folders(root, scratch)
+    root = str(tmp_path / 'folders')
+    labels = make_folders(root)
     out = str(tmp_path / 'out')
     result = run([f'--input={root}', f'--output={out}', '--source=folders', '--target-stem=mix'] + QUICK)
     _assert_valid(result)

@@ -26,6 +26,41 @@ def test_decodes_formats(fmt, subtype):
     assert 0.3 < np.abs(audio).max() < 0.7
 
 
+def _coded(codec: str, container_format: str) -> bytes:
+    from schemas import av_audio
+    stereo = np.stack([TONE, 0.5 * TONE])
+    rate = av_audio.codec_rate(codec, 44100)
+    return av_audio.encode([resample(stereo, 44100, rate)], rate, codec, 128, container_format)
+
+
+@pytest.mark.parametrize('codec, container_format, name', [
+    ('aac', 'mp4', 'tone.m4a'), ('alac', 'mp4', 'lossless.m4a'), ('libopus', 'ogg', 'voice.opus'),
+    ('libopus', 'webm', 'clip.webm.opus'), ('wmav2', 'asf', 'old.wma')])
+def test_decodes_what_libsndfile_cannot_in_process(codec, container_format, name, monkeypatch):
+    monkeypatch.setenv('PATH', '')    # no ffmpeg program is needed
+    audio, rate = decode_audio(_coded(codec, container_format), name, 60)
+    assert audio.dtype == np.float32 and audio.shape[0] == 2
+    assert abs(audio.shape[1] / rate - 1.0) < 0.08
+    left, right = np.sqrt(np.mean(np.square(audio[:, rate // 4:-rate // 4]), axis=1))   # a 0.5 sine: 0.354
+    assert left == pytest.approx(0.354, rel=0.1) and right == pytest.approx(left / 2, rel=0.1)
+
+
+def test_truncated_and_over_long_coded_audio_are_errors_naming_the_file():
+    data = _coded('aac', 'mp4')
+    with pytest.raises(AudioDecodeError, match='neither libsndfile .* nor FFmpeg') as info:
+        decode_audio(data[:len(data) // 3], 'cut.m4a', 60)
+    assert 'cut.m4a' in str(info.value)
+    with pytest.raises(AudioDecodeError, match='cut.m4a: .*longer than the limit of 0.5 s'):
+        decode_audio(data, 'cut.m4a', 0.5)
+
+
+def test_header_bounds_are_checked_before_decoding():
+    with pytest.raises(AudioDecodeError, match='Many.wav: declares 80 channels'):
+        decode_audio(wav_bytes(np.zeros((10, 80), np.float32)), 'Many.wav', 60)
+    with pytest.raises(AudioDecodeError, match='Long.wav: 2.0 s is longer than the limit of 1 s'):
+        decode_audio(wav_bytes(np.zeros(2 * 44100, np.float32)), 'Long.wav', 1)
+
+
 @pytest.mark.parametrize('data, match', [
     (b'not audio at all, just text', 'not audio|neither'),
     (wav_bytes(np.zeros(0, np.float32)), 'empty'),

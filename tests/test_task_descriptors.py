@@ -219,7 +219,7 @@ def test_query_of_a_segment_from_the_table_returns_that_segment_first(built, tmp
     clip = str(tmp_path / 'clip.wav')
     sf.write(clip, stem[offset:offset + int(1.5 * RATE)], RATE, subtype='FLOAT')
     expected = (_song_id(result.output, 'Two'), 'guitar', offset)
-    assert query_main(['--index', result.output, '--audio', clip, '-k', '3', '--json']) == 0
+    assert query_main([result.output, '--audio', clip, '-k', '3', '--json']) == 0
     matches = json.loads(capsys.readouterr().out)
     assert (matches[0]['song_id'], matches[0]['stem'], matches[0]['sample_offset']) == expected
     assert matches[0]['distance'] < 1e-3 < matches[1]['distance'] and len(matches) == 3
@@ -227,8 +227,31 @@ def test_query_of_a_segment_from_the_table_returns_that_segment_first(built, tmp
     found = query(result.output, clip, k=5)
     assert (found[0].song_id, found[0].stem, found[0].sample_offset) == expected
     assert [m.distance for m in found] == sorted(m.distance for m in found)
-    assert query_main(['--index', result.output, '--audio', clip, '-k', '2']) == 0     # the table
+    assert query_main(['--index', result.output, '--audio', clip, '-k', '2']) == 0     # the table; the old flag
     assert expected[0] in capsys.readouterr().out.splitlines()[1]
+
+
+@pytest.mark.parametrize('scheme', ['s3', 'gs'])
+def test_query_reads_an_index_in_an_object_store(built, tmp_path, monkeypatch, capsys, scheme):
+    from tests.object_stores import gcs_store, loopback_only, s3_store
+    result, corpus = built
+    clip = str(tmp_path / 'clip.wav')
+    sf.write(clip, _mono_stem(corpus, 'Kite Theory', 'Three', 'Bass.wav')[40 * HOP:40 * HOP + RATE], RATE)
+    assert query_main([result.output, '--audio', clip, '-k', '4', '--json']) == 0
+    local = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv('STEMFORGE_CACHE', str(tmp_path / 'cache'))
+    with (s3_store if scheme == 's3' else gcs_store)(monkeypatch, str(tmp_path / 'server')) as store, \
+            loopback_only() as foreign:
+        store.put_tree(result.output, 'dataset')
+        for _ in range(2):    # the second query finds the files in the cache
+            assert query_main([store.url('dataset'), '--audio', clip, '-k', '4', '--json'] + store.flags) == 0
+            assert json.loads(capsys.readouterr().out) == local
+        assert query_main([store.url('nothing'), '--audio', clip] + store.flags) == 2
+        assert 'manifest unreadable' in capsys.readouterr().err
+    assert foreign == []
+    cached = glob.glob(str(tmp_path / 'cache' / 'query-index' / '*' / 'descriptor-index' / '**' / '*.npy'),
+                       recursive=True)
+    assert cached and not glob.glob(str(tmp_path / 'cache' / '**' / '*.part'), recursive=True)
 
 
 def test_query_of_a_mix_segment_and_filters(built, tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from schemas.audio_io import decode_audio, decode_stream, peak_dbfs, resample, sum_audio, to_channels
+from schemas.audio_io import decode_audio, decode_streams, peak_dbfs, resample, sum_audio, to_channels
 from schemas.records import LoadedSong, SongRef
 from transforms.failures import FAILED, INPUT_ERRORS, InputError, failure
 from transforms.fill import fit_donor, reference_level
@@ -29,6 +29,34 @@ class DecodeOptions(PipelineOptions):
         parser.add_argument('--silent-peak-db', type=float, default=-60.0,
                             help='A stem whose peak stays below this (dBFS) over the whole song is '
                                  'silent and never a target. Default: -60.')
+
+
+class _Streams:
+    """The audio streams a song's stems take from multi-stream files (a MUSDB18 ``.stem.mp4``):
+    each file is read and demuxed once, for all its wanted streams together, on first use; a
+    stream's audio is handed over once and not kept."""
+
+    def __init__(self, container, stems, max_seconds: float):
+        self.container, self.max_seconds, self.wanted, self.decoded = container, max_seconds, {}, {}
+        for stem in stems:
+            if stem.stream is not None:
+                for member in stem.members:
+                    self.wanted.setdefault(member, []).append(stem.stream)
+
+    def take(self, member: str, stream: int):
+        if member not in self.decoded:
+            name = posixpath.basename(member.replace('\\', '/'))
+            try:
+                self.decoded[member] = decode_streams(self.container.read(member), name,
+                                                      sorted(set(self.wanted[member])), self.max_seconds)
+            except INPUT_ERRORS as e:   # the file itself: every stem taken from it fails
+                self.decoded[member] = e
+        if isinstance(self.decoded[member], Exception):
+            raise self.decoded[member]
+        result = self.decoded[member].pop(stream)
+        if isinstance(result, Exception):
+            raise result
+        return result
 
 
 class LoadStemsFn(beam.DoFn):
@@ -59,9 +87,10 @@ class LoadStemsFn(beam.DoFn):
             yield failure(STAGE, ref.input_path, e, ref.song_id)
             return
         audio, donors, notes = {}, {}, []
+        streams = _Streams(container, ref.stems, self.max_song_seconds)
         for stem in ref.stems:
             start = time.perf_counter()
-            loaded = yield from self._load_stem(container, ref, stem)
+            loaded = yield from self._load_stem(container, ref, stem, streams)
             self.decode_ms.inc(int(1000 * (time.perf_counter() - start)))
             if loaded is None:
                 continue
@@ -72,14 +101,18 @@ class LoadStemsFn(beam.DoFn):
             return
         yield self._align(ref, audio, donors, tuple(notes))
 
-    def _load_stem(self, container, ref: SongRef, stem):
+    def _load_stem(self, container, ref: SongRef, stem, streams):
         """Decodes a stem's members and sums them; on a bad member, yields its failure and
         returns None (the stem is dropped, the song goes on)."""
         parts, notes = [], []
         for member in stem.members:
             name = stem.label if len(stem.members) == 1 and stem.stream is None else member_label(member)
             try:
-                samples, note = self._load(container.read(member), name, stem.stream, member)
+                if stem.stream is None:
+                    decoded = decode_audio(container.read(member), name, self.max_song_seconds)
+                else:
+                    decoded = streams.take(member, stem.stream)
+                samples, note = self._load(decoded, name)
             except INPUT_ERRORS as e:
                 yield failure(STAGE, self._where(ref, member, stem.stream), e, ref.song_id)
                 return None
@@ -95,12 +128,8 @@ class LoadStemsFn(beam.DoFn):
         where = f'{ref.input_path}::{member}' if ref.container == 'zip' else member
         return where if stream is None else f'{where}::stream{stream}'
 
-    def _load(self, data: bytes, label: str, stream=None, member: str = ''):
-        if stream is None:
-            samples, rate = decode_audio(data, label, self.max_song_seconds)
-        else:
-            samples, rate = decode_stream(data, stream, posixpath.basename(member.replace('\\', '/')),
-                                          self.max_song_seconds)
+    def _load(self, decoded, label: str):
+        samples, rate = decoded
         note = None
         if samples.shape[0] > 2:
             self.stems_downmixed.inc()

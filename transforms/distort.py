@@ -6,10 +6,6 @@ time (seeded by the global seed and the context's identity). Effects work on
 ``[channels, samples]`` and keep the length and the channel count.
 """
 import dataclasses
-import os
-import shutil
-import subprocess
-import tempfile
 
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -70,24 +66,10 @@ def _telephone(audio, rate, p):
 
 
 def _lossy(audio, rate, p):
-    """An MP3 or Opus round trip through ffmpeg, through files so encoder delay is compensated."""
-    ffmpeg = shutil.which('ffmpeg')
-    if ffmpeg is None:
-        raise RuntimeError('the lossy distortion needs ffmpeg on PATH (apt-get install ffmpeg)')
-    codec, extension = {'mp3': ('libmp3lame', 'mp3'), 'opus': ('libopus', 'opus')}[p['codec']]
-    channels, length = audio.shape
-    with tempfile.TemporaryDirectory() as tmp:
-        raw, coded = os.path.join(tmp, 'in.f32'), os.path.join(tmp, f'out.{extension}')
-        np.ascontiguousarray(audio.T, dtype='<f4').tofile(raw)
-        quiet = [ffmpeg, '-nostdin', '-hide_banner', '-loglevel', 'error', '-y']
-        subprocess.run(quiet + ['-f', 'f32le', '-ar', str(rate), '-ac', str(channels), '-i', raw,
-                                '-c:a', codec, '-b:a', f'{p["kbps"]}k', '-map_metadata', '-1',
-                                '-fflags', '+bitexact', coded], check=True)
-        decoded = subprocess.run(quiet + ['-i', coded, '-f', 'f32le', '-ar', str(rate), '-ac', str(channels),
-                                          'pipe:1'], check=True, capture_output=True).stdout
-    out = np.frombuffer(decoded, dtype='<f4').reshape(-1, channels).T
-    out = out[:, :length] if out.shape[1] >= length else np.pad(out, ((0, 0), (0, length - out.shape[1])))
-    return np.ascontiguousarray(out, dtype=np.float32)
+    """An MP3 or Opus round trip in process (PyAV): encoder delay is written to the stream and
+    trimmed on decoding, so the result stays aligned with the input."""
+    from schemas.av_audio import lossy_round_trip
+    return lossy_round_trip(audio, rate, p['codec'], p['kbps'])
 
 
 # name -> (draw parameters from an rng, apply). Ranges are the documented defaults.

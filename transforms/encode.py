@@ -19,7 +19,7 @@ import numpy as np
 from apache_beam import pvalue, typehints
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -71,15 +71,25 @@ class EncodeOptions(PipelineOptions):
                                  '--direct_num_workers. Default: 0.')
 
 
+def local_processes(beam_options) -> int:
+    """Worker processes the run starts on this machine (the multi-process DirectRunner's or a
+    local Dask cluster's), which share its cores; 1 otherwise."""
+    from runners.dask import NAME, local_workers
+    if beam_options.view_as(StandardOptions).runner in (NAME, 'DaskRunner', 'dask'):
+        return max(1, local_workers(beam_options) or 1)
+    direct = beam_options.view_as(DirectOptions)
+    if direct.direct_running_mode == 'multi_processing':
+        return max(1, direct.direct_num_workers or os.cpu_count() or 1)
+    return 1
+
+
 def codec_settings(args, beam_options) -> CodecSettings:
     """The codec the flags ask for. Random weights with --demo (unless weights are given);
     threads default to the cores divided among the local runner's workers."""
     weights = args.codec_weights or ('random' if args.demo and not args.codec_path else 'pretrained')
     threads = args.codec_threads
     if not threads:
-        direct = beam_options.view_as(DirectOptions)
-        workers = direct.direct_num_workers if direct.direct_running_mode == 'multi_processing' else 1
-        threads = max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1))
+        threads = max(1, (os.cpu_count() or 1) // local_processes(beam_options))
     return CodecSettings(name=args.codec, weights=weights, seed=args.seed, path=args.codec_path,
                          backend=args.codec_backend, device=args.device, threads=threads,
                          precision=args.codec_precision, runtime=args.codec_runtime)

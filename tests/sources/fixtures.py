@@ -2,11 +2,11 @@
 folders, with the quirks of the real releases. Audio is synthesized (transforms.synth)."""
 import json
 import os
-import subprocess
 
 import numpy as np
 import soundfile as sf
 
+from schemas import av_audio
 from transforms.synth import synth_stems
 
 # Slakh stems: (synth stem, inst_class, program_num, midi_program_name, is_drum)
@@ -98,10 +98,6 @@ def make_baby_slakh(root: str, tracks: int = 3) -> list:
     return names
 
 
-def _ffmpeg(*args):
-    subprocess.run(['ffmpeg', '-v', 'error', '-nostdin', '-y', *args], check=True)
-
-
 def musdb_audio(seed: int, seconds=2.0, rate=44100) -> dict:
     """{stem: stereo [samples, 2] float32} of a MUSDB-like song, mixture included."""
     synth = synth_stems(seed, seconds, rate)
@@ -129,18 +125,14 @@ def make_musdb_hq(root: str) -> dict:
     return {name: split for (_, name), split in MUSDB_SONGS.items()}
 
 
-def make_musdb_stems(root: str, scratch: str) -> dict:
+def make_musdb_stems(root: str) -> dict:
     """MUSDB18: <root>/{train,test}/<Artist - Title>.stem.mp4, five AAC streams (mixture, drums,
-    bass, other, vocals) muxed with ffmpeg from generated WAVs. Returns {name: expected split}."""
+    bass, other, vocals) encoded in process from generated audio. Returns {name: expected split}."""
     for i, (split, name) in enumerate(sorted(MUSDB_SONGS)):
-        inputs = []
-        for stem in ('mixture', 'drums', 'bass', 'other', 'vocals'):
-            path = os.path.join(scratch, f'{i}-{stem}.wav')
-            sf.write(path, musdb_audio(40 + i)[stem], 44100, subtype='PCM_16')
-            inputs += ['-i', path]
-        maps = [a for k in range(5) for a in ('-map', f'{k}:a')]
+        audio = musdb_audio(40 + i)
         os.makedirs(os.path.join(root, split), exist_ok=True)
-        _ffmpeg(*inputs, *maps, '-c:a', 'aac', '-b:a', '96k', os.path.join(root, split, f'{name}.stem.mp4'))
+        av_audio.encode([audio[stem].T for stem in ('mixture', 'drums', 'bass', 'other', 'vocals')], 44100, 'aac',
+                        96, 'mp4', target=os.path.join(root, split, f'{name}.stem.mp4'))
     return {name: split for (_, name), split in MUSDB_SONGS.items()}
 
 
@@ -188,8 +180,8 @@ def make_moisesdb(root: str) -> None:
     _write(os.path.join(root, '6a7b-uuid-badjson', 'data.json'), '{"stems": [unterminated')
 
 
-def make_folders(root: str, scratch: str) -> dict:
-    """<root>/<label>/<file> in wav, flac, ogg, mp3 and m4a (ffmpeg), plus a text file.
+def make_folders(root: str) -> dict:
+    """<root>/<label>/<file> in wav, flac, ogg, mp3 and m4a (AAC), plus a text file.
     Returns {title: label}."""
     songs = {('ambient', 'calm.wav'): 60, ('ambient', 'drift.flac'): 61, ('techno', 'pulse.ogg'): 62,
              ('techno', 'kick.mp3'): 63, ('lofi', 'tape.m4a'): 64}
@@ -198,9 +190,7 @@ def make_folders(root: str, scratch: str) -> dict:
         path = os.path.join(root, label, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if name.endswith('.m4a'):
-            wav = os.path.join(scratch, 'tape.wav')
-            sf.write(wav, mix.astype(np.float32), 44100)
-            _ffmpeg('-i', wav, '-c:a', 'aac', '-b:a', '96k', path)
+            av_audio.encode([np.stack([mix, mix]).astype(np.float32)], 44100, 'aac', 96, 'mp4', target=path)
         else:
             fmt = {'wav': 'WAV', 'flac': 'FLAC', 'ogg': 'OGG', 'mp3': 'MP3'}[name.rsplit('.', 1)[1]]
             sf.write(path, mix.astype(np.float32), 44100, format=fmt)

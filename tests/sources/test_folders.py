@@ -11,9 +11,8 @@ from transforms.sources.folders import ReadAudioFolders
 
 
 def test_each_file_is_a_song_labelled_with_its_folder(tmp_path):
-    root, scratch = str(tmp_path / 'folders'), str(tmp_path / 'scratch')
-    os.makedirs(scratch)
-    expected = make_folders(root, scratch)
+    root = str(tmp_path / 'folders')
+    expected = make_folders(root)
     fn = LoadStemsFn(sample_rate_hz=32000, channels=1, max_song_seconds=60, limit_bytes=2**30)
     with TestPipeline() as p:
         out = p | ReadAudioFolders(root)

@@ -2,7 +2,7 @@
 
 MUSDB18-HQ: ``<root>/{train,test}/<Artist - Title>/{mixture,drums,bass,other,vocals}.wav``.
 MUSDB18: ``<root>/{train,test}/<Artist - Title>.stem.mp4``, five stereo AAC streams in the
-order mixture, drums, bass, other, vocals, each stem decoded from its stream (ffmpeg).
+order mixture, drums, bass, other, vocals; a song's file is demuxed once (PyAV, in process) for its four stems.
 The mixture is not a stem. The artist is the part of the name before `` - ``. With
 ``--split-from=source``, ``train`` and ``test`` are kept and the 14 validation tracks of
 the musdb package's configuration go to validation.
