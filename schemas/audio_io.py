@@ -99,18 +99,46 @@ def decode_stream(data: bytes, stream: int, name: str, max_seconds: float):
     return result
 
 
+_G = 0.7071067811865476     # -3 dB: ITU-R BS.775's weight of centre and surround channels
+# (left, right) weights of each channel, in the WAVE / FFmpeg default order for each count; LFE
+# (the 4th of 5.1, 6.1 and 7.1) is dropped, as BS.775 does.
+_TO_STEREO = {
+    3: ((1, 0), (0, 1), (_G, _G)),                                        # L R C
+    4: ((1, 0), (0, 1), (_G, 0), (0, _G)),                                # quad: L R Ls Rs
+    5: ((1, 0), (0, 1), (_G, _G), (_G, 0), (0, _G)),                      # 5.0
+    6: ((1, 0), (0, 1), (_G, _G), (0, 0), (_G, 0), (0, _G)),              # 5.1
+    7: ((1, 0), (0, 1), (_G, _G), (0, 0), (0.5, 0.5), (_G, 0), (0, _G)),  # 6.1: L R C LFE Cs Ls Rs
+    8: ((1, 0), (0, 1), (_G, _G), (0, 0), (_G, 0), (0, _G), (_G, 0), (0, _G)),   # 7.1
+}
+
+
+def stereo_downmix(audio: np.ndarray) -> np.ndarray:
+    """Multichannel ``[channels, samples]`` to stereo: ITU-R BS.775 weights for 3 to 8 channels
+    (centre at -3 dB to both sides, surrounds at -3 dB to their side, LFE dropped), each side
+    divided by its weights' sum so a full-scale input stays within full scale; other counts:
+    even channels left, odd right, averaged."""
+    weights = _TO_STEREO.get(audio.shape[0])
+    if weights is None:
+        return np.stack([audio[0::2].mean(axis=0), audio[1::2].mean(axis=0)]).astype(np.float32)
+    matrix = np.asarray(weights, np.float32).T                      # [2, channels]
+    matrix /= matrix.sum(axis=1, keepdims=True)
+    return (matrix @ audio).astype(np.float32, copy=False)
+
+
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
-    """Down-mixes (mean) or duplicates channels to reach ``channels``."""
+    """Down-mixes or duplicates channels to reach ``channels`` (1 or 2): stereo to mono is the mean;
+    more than two channels go through ``stereo_downmix`` first."""
     have = audio.shape[0]
     if have == channels:
         return audio
-    if channels == 1:
-        return audio.mean(axis=0, keepdims=True, dtype=np.float32)
     if have == 1:
         return np.repeat(audio, channels, axis=0)
-    if channels == 2:
-        # Multichannel to stereo: even channels left, odd channels right.
-        return np.stack([audio[0::2].mean(axis=0), audio[1::2].mean(axis=0)]).astype(np.float32)
+    if have > 2:
+        audio = stereo_downmix(audio)
+        if channels == 2:
+            return audio
+    if channels == 1:
+        return audio.mean(axis=0, keepdims=True, dtype=np.float32)
     raise ValueError(f'cannot convert {have} channels to {channels}')
 
 

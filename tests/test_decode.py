@@ -73,6 +73,23 @@ def test_rejects_bad_audio_with_its_name(data, match):
     assert 'Stem.wav' in str(info.value)
 
 
+def test_surround_stems_are_down_mixed_with_itu_weights():
+    def only(channels, index):
+        audio = np.zeros((channels, 44100), np.float32)
+        audio[index] = TONE
+        return to_channels(audio, 2)
+    centre, lfe, left_surround = only(6, 2), only(6, 3), only(6, 4)
+    assert np.allclose(centre[0], centre[1]) and np.abs(centre).max() > 0.1    # centre: both sides, equally
+    assert np.abs(lfe).max() == 0                                             # LFE dropped
+    assert np.abs(left_surround[1]).max() == 0 and np.abs(left_surround[0]).max() > 0.1
+    front_left = only(8, 0)
+    assert np.abs(front_left[1]).max() == 0 and np.abs(only(8, 7)[0]).max() == 0   # 7.1: right side stays right
+    # Full scale on every channel stays within full scale; the sides keep their balance.
+    loud = to_channels(np.ones((6, 10), np.float32), 2)
+    assert np.allclose(loud, 1.0, atol=1e-6)
+    assert np.allclose(to_channels(np.ones((6, 10), np.float32), 1), 1.0, atol=1e-6)
+
+
 def test_channels_and_resampling():
     stereo = np.stack([TONE, -TONE])
     assert np.allclose(to_channels(stereo, 1), 0)
