@@ -214,9 +214,13 @@ class OpenVinoRuntime(Runtime):
         core = ov.Core()
         model = core.read_model(path)
         model.reshape({'audio': list(self.shape)})
+        # OpenVINO pins its threads to cores counted from the first: worker processes that each
+        # take a share of the cores would all pin to the same ones (two 1-thread processes on
+        # 2 cores ran at half speed). Pinning only when this process may use every core.
         compiled = core.compile_model(model, 'CPU', {'INFERENCE_NUM_THREADS': threads,
                                                      'INFERENCE_PRECISION_HINT': 'f32',
-                                                     'PERFORMANCE_HINT': 'LATENCY'})
+                                                     'PERFORMANCE_HINT': 'LATENCY',
+                                                     'ENABLE_CPU_PINNING': threads >= (os.cpu_count() or 1)})
         self.request = compiled.create_infer_request()
         self.version = ov.get_version()
 
