@@ -18,11 +18,11 @@ def test_split_is_stable_and_follows_ratios():
         parse_ratios('0.5,0.5')
 
 
-def _song(names, silent=()):
+def _song(names, silent=(), split='train'):
     ref = SongRef(song_id='song1', artist='A', title='t', source='stems', input_path='p', container='zip',
                   content_sha256='0')
     return LoadedSong(ref=ref, sample_rate_hz=32000, audio={n: np.zeros((1, 10), np.float32) for n in names},
-                      silent=tuple(silent), split='train')
+                      silent=tuple(silent), split=split)
 
 
 def test_rhythm_section_first_then_distinct_random_assortments():
@@ -48,3 +48,31 @@ def test_plan_targets_instances_skips_silent_and_explains_empty():
     assert parse_targets(['all']) == () and parse_targets(['guitar,bass']) == ('guitar', 'bass')
     with pytest.raises(ValueError, match='unknown class'):
         parse_targets(['kazoo'])
+
+
+def test_evaluation_splits_stay_clean_unless_asked():
+    from transforms.augment import AugmentSettings
+    from transforms.distort import DistortSettings
+    augment, distortion = AugmentSettings(count=2), DistortSettings(names=('eq', 'noise'), p=1.0)
+    names = ['drums', 'bass', 'guitar', 'keys']
+    train, _ = plan_song(_song(names), ('guitar',), 4, 3, 0, augment, distortion)
+    assert any(p.variant for p in train) and all(p.distortion for p in train)
+    for split in ('validation', 'test'):
+        clean, _ = plan_song(_song(names, split=split), ('guitar',), 4, 3, 0, augment, distortion)
+        assert len(clean) == 4 and not any(p.variant or p.augmentation or p.distortion for p in clean)
+        asked, _ = plan_song(_song(names, split=split), ('guitar',), 4, 3, 0,
+                             AugmentSettings(count=2, splits='all'), distortion)
+        assert asked == train
+
+
+def test_augment_eval_flag_reaches_the_settings_and_the_manifest(tmp_path):
+    from pipelines.build import resolve_paths
+    from pipelines.options import parse_args
+    from transforms.augment import AugmentSettings
+    from transforms.tasks.continuation import ContinuationTask
+    for flags, expected in (([], False), (['--augment-eval'], True), (['--augment-splits=all'], True)):
+        args, beam_options = parse_args([f'--input={tmp_path}', f'--output={tmp_path / "out"}',
+                                         '--codec-weights=random'] + flags)
+        resolve_paths(args)
+        assert (AugmentSettings.from_args(args).splits == 'all') is expected
+        assert ContinuationTask(args, beam_options).manifest_info()['augment_eval'] is expected

@@ -29,8 +29,12 @@ class AugmentOptions(PipelineOptions):
         parser.add_argument('--gain-db', default='-4,4',
                             help='Gain range in dB, "lo,hi" (0 disables). Default: -4,4.')
         parser.add_argument('--augment-splits', default='train', choices=AUGMENT_SPLITS,
-                            help='train: validation and test stay clean; all: augment every split. '
-                                 'Default: train.')
+                            help='train: validation and test stay clean (no augmentation, no distortion); '
+                                 'all: augment and distort every split (as --augment-eval). Default: train.')
+        parser.add_argument('--augment-eval', action='store_true', default=False,
+                            help='Augment and distort validation and test examples too (the same as '
+                                 '--augment-splits=all; recorded in the manifest). Default: off, '
+                                 'evaluation stays clean.')
 
 
 def parse_range(flag: str, text, neutral: float) -> tuple:
@@ -65,10 +69,15 @@ class AugmentSettings:
         return cls(count=args.augmentations,
                    pitch_semitones=parse_range('--pitch-semitones', args.pitch_semitones, 0.0),
                    tempo=parse_range('--tempo-range', args.tempo_range, 1.0),
-                   gain_db=parse_range('--gain-db', args.gain_db, 0.0), splits=args.augment_splits)
+                   gain_db=parse_range('--gain-db', args.gain_db, 0.0),
+                   splits='all' if getattr(args, 'augment_eval', False) else args.augment_splits)
 
     def variants_for(self, split: str) -> int:
-        return self.count if self.splits == 'all' or split == 'train' else 0
+        return self.count if self.alters(split) else 0
+
+    def alters(self, split: str) -> bool:
+        """Whether examples of ``split`` are augmented and distorted (train, or every split)."""
+        return self.splits == 'all' or split == 'train'
 
 
 def draw_params(settings: AugmentSettings, rng) -> AugmentParams:

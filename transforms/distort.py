@@ -92,7 +92,8 @@ class DistortOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         parser.add_argument('--distort-p', type=float, default=0.5,
-                            help='Probability that an example\'s context is distorted. Default: 0.5.')
+                            help='Probability that a train example\'s context is distorted (every split\'s '
+                                 'with --augment-eval). Default: 0.5.')
         parser.add_argument('--distort-max', type=int, default=2,
                             help='Most effects applied to one context (at least one when distorted). '
                                  'Default: 2.')

@@ -84,7 +84,7 @@ def with_variants(plans, song: LoadedSong, seed: int, augment: AugmentSettings, 
             (v, draw_params(augment, seeded_rng(seed, 'augment', song.ref.song_id, plan.target, v)))
             for v in range(1, augment.variants_for(song.split) + 1)]
         for variant, params in variants:
-            steps = draw_distortion(distortion, seeded_rng(
+            steps = () if not augment.alters(song.split) else draw_distortion(distortion, seeded_rng(
                 seed, 'distort', song.ref.song_id, sorted(plan.context), variant,
                 None if params is None else params.to_dict()))
             out.append(dataclasses.replace(plan, variant=variant, augmentation=params, distortion=steps))

@@ -46,7 +46,9 @@ class ContinuationTask(Task):
         return tuple(parse_targets(self.args.target_stem) or ())
 
     def manifest_info(self) -> dict:
-        return {'codec': codec_manifest(self.codec, self.args.encode_batch_size)}
+        # Whether validation and test examples were augmented and distorted (--augment-eval) or clean.
+        return {'codec': codec_manifest(self.codec, self.args.encode_batch_size),
+                'augment_eval': AugmentSettings.from_args(self.args).splits == 'all'}
 
     size_of = staticmethod(sample_bytes)
 
