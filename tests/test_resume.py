@@ -91,3 +91,27 @@ def test_progress_line_reads_the_work_folder(tmp_path):
         (codes / f'{name}.npz').write_bytes(b'')
     line = progress_line(str(tmp_path), 10.0, 8.0)
     assert line.startswith('progress: 1/2 songs') and '40 s of audio (5.00 s/s)' in line and 'ETA for what is planned 8 s' in line
+
+
+def test_segments_stored_during_the_run_are_not_reused_by_it(tmp_path):
+    """A task run again within one build (its Dask worker was killed after the encoder stored a
+    segment) must split as its first attempt did: only files that existed when the graph was
+    built are reused."""
+    from types import SimpleNamespace
+    from apache_beam import pvalue
+    from transforms.encode import SplitSegmentsFn, _cache_file
+    segments = [SimpleNamespace(frames=10, windows=(0, 1)), SimpleNamespace(frames=10, windows=(2,))]
+    chunked = SimpleNamespace(song_id='s', waveform_id='w', segments=segments, window_audio={})
+    earlier = _cache_file(str(tmp_path), 's', 'w', segments[0])
+    open(earlier, 'wb').close()                        # stored by an earlier run
+    fn = SplitSegmentsFn(32000, 50.0, False, str(tmp_path))
+    open(_cache_file(str(tmp_path), 's', 'w', segments[1]), 'wb').close()   # stored during this run
+    import transforms.encode as encode
+    original, encode.load_encoded = encode.load_encoded, lambda path, *key: ('loaded', path)
+    try:
+        out = list(fn.process(chunked))
+    finally:
+        encode.load_encoded = original
+    reused = [o.value for o in out if isinstance(o, pvalue.TaggedOutput)]
+    assert reused == [('loaded', earlier)] and [o for o in out if not isinstance(o, pvalue.TaggedOutput)] == \
+        [(('s', 'w'), segments[1])]
