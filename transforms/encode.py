@@ -169,19 +169,17 @@ def _cache_file(cache_root: str, song_id: str, waveform_id: str, segment) -> str
     return FileSystems.join(cache_root, f'{song_id}--{waveform_id}--{segment.windows[0]}-{len(segment.windows)}.npz')
 
 
-def stored_segments(cache_root: str) -> frozenset:
-    """The names of the segment files an earlier run stored, listed once when the graph is built.
-    Only these are reused: a file this run writes is never read back by it, so a task that runs
-    again (its worker was lost) splits its segments as its first attempt did, and a part already
-    handed downstream is neither lost nor doubled."""
+def stored_before(path: str, started: float) -> bool:
+    """Whether the segment file ``path`` exists and was stored before ``started`` (the time the graph
+    was built): only an earlier run's files are reused. A file this run writes is never read back by
+    it, so a task that runs again (its worker was lost) splits its segments as its first attempt
+    did, and a part already handed downstream is neither lost nor doubled."""
     from apache_beam.io.filesystem import BeamIOError
-    if not cache_root:
-        return frozenset()
     try:
-        found = FileSystems.match([FileSystems.join(cache_root, '*.npz')])[0].metadata_list
+        found = FileSystems.match([path])[0].metadata_list
     except (BeamIOError, OSError):
-        return frozenset()
-    return frozenset(m.path.replace('\\', '/').rsplit('/', 1)[-1] for m in found)
+        return False
+    return bool(found) and found[0].last_updated_in_seconds < started
 
 
 def save_encoded(path: str, encoded: EncodedWaveform) -> None:
@@ -212,7 +210,7 @@ class SplitSegmentsFn(beam.DoFn):
     def __init__(self, sample_rate_hz: int, frame_rate: float, write_audio: bool, cache_root: str = None):
         self.sample_rate_hz, self.frame_rate = sample_rate_hz, frame_rate
         self.write_audio, self.cache_root = write_audio, cache_root
-        self.stored = stored_segments(cache_root)
+        self.started = time.time()     # on the machine that builds the graph
         counters = EncodeChunksFn   # every task's encoder counts under the same names
         self.waveforms_reused = Metrics.counter(counters, 'waveforms_reused')
         self.segments_reused = Metrics.counter(counters, 'segments_reused')
@@ -226,7 +224,7 @@ class SplitSegmentsFn(beam.DoFn):
         reused = 0
         for segment in chunked.segments:
             cache = self.cache_root and _cache_file(self.cache_root, *key, segment)
-            if cache and cache.replace('\\', '/').rsplit('/', 1)[-1] in self.stored:
+            if cache and stored_before(cache, self.started):
                 reused += 1
                 self.segments_reused.inc()
                 yield pvalue.TaggedOutput(self.REUSED, load_encoded(cache, *key))
