@@ -20,7 +20,7 @@ from pipelines.progress import ProgressReporter
 from pipelines.report import write_report
 from pipelines.run_state import RUN_CONTROL, finish, fingerprint, prepare_output, work_path
 from pipelines.tools import check_tools
-from runners.dask import NAME as DASK_RUNNER
+from runners.dask import NAME as DASK_RUNNER, RUNNER_NAMES as DASK_NAMES
 from runners.direct import RUNNER as LOCAL_RUNNER
 from runners.registry import with_preset
 from schemas.manifest import add_counters, read_errors, read_manifest, write_counters
@@ -199,7 +199,7 @@ def use_local_runner(beam_options) -> None:
     standard = beam_options.view_as(StandardOptions)
     if standard.runner in (None, 'DirectRunner', 'direct'):
         standard.runner = LOCAL_RUNNER
-    elif standard.runner in ('DaskRunner', 'dask'):
+    elif standard.runner in DASK_NAMES:
         standard.runner = DASK_RUNNER
 
 

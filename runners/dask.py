@@ -340,6 +340,9 @@ def _run_bundle(key, payload, label, part, *side_values):
 
 
 
+# What --runner may say for this runner (the build maps the short names to NAME).
+RUNNER_NAMES = (NAME, 'DaskRunner', 'dask')
+
 DASK_LOCAL = Preset(
     name='dask-local',
     description='DaskRunner on a LocalCluster of --dask-workers processes on 127.0.0.1 (default: one per '

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import soundfile as sf
 
-from schemas.audio_limits import AudioDecodeError, check_header  # noqa: F401 (re-exported)
+from schemas.audio_limits import AudioDecodeError, ContainerUnreadable, check_header  # noqa: F401 (re-exported)
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aif', '.aiff', '.m4a', '.aac', '.opus', '.wma')
 
@@ -64,11 +64,9 @@ def _decode_with_av(data: bytes, name: str, max_seconds: float, sf_error: Except
     from schemas.av_audio import decode_file
     try:
         return decode_file(data, name, max_seconds)
-    except AudioDecodeError as e:
-        if 'FFmpeg cannot open it' in str(e):
-            raise AudioDecodeError(f'{name}: neither libsndfile ({_reason(sf_error)}) nor FFmpeg '
-                                   f'({str(e).split("(", 1)[-1].rstrip(")")}) can read it') from e
-        raise
+    except ContainerUnreadable as e:
+        raise AudioDecodeError(f'{name}: neither libsndfile ({_reason(sf_error)}) nor FFmpeg '
+                               f'({e.reason}) can read it') from e
 
 
 def decode_streams(data: bytes, name: str, streams, max_seconds: float) -> dict:

@@ -9,6 +9,15 @@ class AudioDecodeError(ValueError):
     """The bytes are not audio this project can decode, or not audio worth keeping."""
 
 
+class ContainerUnreadable(AudioDecodeError):
+    """FFmpeg cannot open the file at all (as opposed to a stream in it that fails); ``reason``
+    is FFmpeg's message."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f'{name}: FFmpeg cannot open it ({reason})')
+        self.reason = reason
+
+
 def check_header(name: str, rate: int, channels: int, seconds: float, max_seconds: float) -> None:
     """Raises AudioDecodeError naming ``name`` when the declared rate, channels or duration
     are out of bounds (a duration of 0 means unknown: decoding stops at the limit instead)."""

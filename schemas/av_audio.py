@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from schemas.audio_limits import AudioDecodeError, check_header
+from schemas.audio_limits import AudioDecodeError, ContainerUnreadable, check_header
 
 _LAYOUTS = {1: 'mono', 2: 'stereo'}
 
@@ -86,7 +86,7 @@ def decode_streams(data: bytes, name: str, streams, max_seconds: float) -> dict:
     try:
         container = _av().open(io.BytesIO(data), mode='r')
     except errors as e:
-        raise AudioDecodeError(f'{name}: FFmpeg cannot open it ({_message(e)})') from e
+        raise ContainerUnreadable(name, _message(e)) from e
     with container:
         found, collect = container.streams.audio, {}
         results = {}

@@ -74,8 +74,8 @@ class EncodeOptions(PipelineOptions):
 def local_processes(beam_options) -> int:
     """Worker processes the run starts on this machine (the multi-process DirectRunner's or a
     local Dask cluster's), which share its cores; 1 otherwise."""
-    from runners.dask import NAME, local_workers
-    if beam_options.view_as(StandardOptions).runner in (NAME, 'DaskRunner', 'dask'):
+    from runners.dask import RUNNER_NAMES, local_workers
+    if beam_options.view_as(StandardOptions).runner in RUNNER_NAMES:
         return max(1, local_workers(beam_options) or 1)
     direct = beam_options.view_as(DirectOptions)
     if direct.direct_running_mode == 'multi_processing':
