@@ -92,7 +92,7 @@ class RenderFn(beam.DoFn):
             if isinstance(waveform, Waveform):
                 windows[waveform.waveform_id] = len(waveform.windows)
             yield waveform
-        if self.plans_root and windows:
+        if self.plans_root:   # every song rendered, with or without windows (the progress line counts it)
             write_atomic(FileSystems.join(self.plans_root, f'{planned.song.ref.song_id}.json'),
                          json.dumps(windows, sort_keys=True).encode('utf-8'))
 

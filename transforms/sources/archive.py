@@ -8,14 +8,13 @@ import hashlib
 import os
 import posixpath
 import zipfile
+import zlib
 from io import BytesIO
 
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.audio_io import is_audio_name
 from transforms.failures import InputError
-
-_CHUNK = 1 << 20
 
 
 def read_bounded(path: str, limit_bytes: int) -> bytes:
@@ -63,13 +62,10 @@ class ZipSong:
                              f'{limit_bytes / 2**20:.0f} MiB (--max-uncompressed-mb)')
         self.members = sorted(i.filename for i in infos)
 
-    def content_sha256(self) -> str:
-        """sha256 of the archive's bytes, streamed."""
-        digest = hashlib.sha256()
-        self._handle.seek(0)
-        for block in iter(lambda: self._handle.read(_CHUNK), b''):
-            digest.update(block)
-        return digest.hexdigest()
+    def fingerprint(self, member: str) -> tuple:
+        """(size, CRC32) of a member, from the archive's directory (nothing decompressed)."""
+        info = self._zip.getinfo(member)
+        return info.file_size, info.CRC
 
     def read(self, member: str) -> bytes:
         try:
@@ -101,6 +97,11 @@ class FolderSong:
     def read(self, member: str) -> bytes:
         return read_bounded(member, self.limit_bytes)
 
+    def fingerprint(self, member: str) -> tuple:
+        """(size, CRC32) of a file, as a zip's directory would hold them."""
+        data = self.read(member)
+        return len(data), zlib.crc32(data)
+
 
 class FileSet:
     """A song whose members are files named by their full paths, wherever they are (the corpus
@@ -129,6 +130,18 @@ def open_song(container: str, path: str, limit_bytes: int):
 def member_label(member: str) -> str:
     """The stem's own name: its file name without folders or extension."""
     return os.path.splitext(posixpath.basename(member.replace('\\', '/')))[0]
+
+
+def content_key(song, audio) -> str:
+    """What makes two copies the same song: sha256 over each audio member's name (without
+    folders or extension), size and CRC32, sorted. A re-exported zip (new timestamps,
+    compression, top folder or non-audio files), the same stems unzipped into a folder, or a
+    zip of that folder all get the same key; any changed audio byte gives another."""
+    entries = sorted((member_label(m), *song.fingerprint(m)) for m in audio)
+    digest = hashlib.sha256()
+    for label, size, crc in entries:
+        digest.update(f'{label}\0{size}\0{crc:08x}\n'.encode('utf-8'))
+    return digest.hexdigest()
 
 
 def audio_members(members):

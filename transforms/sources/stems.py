@@ -1,6 +1,5 @@
 """ReadStemArchives: ``<input>/<artist>/<song>.zip`` archives and ``<input>/<artist>/<song>/``
 folders of per-instrument stems, local or on an object store, into SongRefs."""
-import hashlib
 import posixpath
 
 import apache_beam as beam
@@ -11,7 +10,7 @@ from schemas.ids import stable_id
 from schemas.records import SongRef, StemRef
 from schemas.taxonomy import classify_stem, instance_names
 from transforms.failures import FAILED, INPUT_ERRORS, InputError, failure
-from transforms.sources.archive import audio_members, member_label, open_song
+from transforms.sources.archive import audio_members, content_key, member_label, open_song
 from transforms.sources.corpus import CorpusSource
 
 STAGE = 'read'
@@ -60,15 +59,9 @@ class ReadSongRefFn(beam.DoFn):
     def _read(self, root, container, path):
         song = open_song(container, path, self.limit_bytes)
         audio, not_audio = audio_members(song.members)
-        if container == 'zip':
-            content = song.content_sha256()
-        else:
-            digest = hashlib.sha256()
-            for member in audio:
-                digest.update(member_label(member).encode() + b'\0' + hashlib.sha256(song.read(member)).digest())
-            content = digest.hexdigest()
         if not audio:
             raise InputError(f'{path}: no audio files found (members: {len(song.members)})')
+        content = content_key(song, audio)
         artist, title = _split_path(root, path)
         audio = sorted(audio, key=lambda m: (member_label(m).lower(), m))   # 'Gtr' before 'Gtr 2'
         labels = [member_label(m) for m in audio]
