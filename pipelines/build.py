@@ -1,10 +1,11 @@
 """Build a dataset: ``python -m pipelines.build --source=stems --input=DIR --output=DIR``.
 
-Assembles the graph (source -> FillMissing -> LoadStems -> AssignSplit -> the task's
+Assembles the graph (source -> PlanSplits -> FillMissing -> LoadStems -> AssignSplit -> the task's
 stages (``--task``; continuation: PlanExamples -> Render -> Chunk -> EncodeChunks ->
 AssembleExamples) -> WriteDataset), runs it on the runner given by Beam's flags, and
 ends with a summary of what was built and what failed.
 """
+import functools
 import logging
 import os
 import sys
@@ -28,9 +29,9 @@ from schemas.shards import join
 from transforms.decode import LoadStems
 from transforms.dedup import DUPLICATES, SkipDuplicates, duplicate_failure
 from transforms.failures import FAILED
-from transforms.fill import FillMissing
+from transforms.fill import FillMissing, is_reserve_group
 from transforms.sources.registry import check_source_options, source_class
-from transforms.split import AssignSplit, parse_ratios
+from transforms.split import MIN_GROUPS_FOR_EVERY_SPLIT, AssignSplit, PlanSplits, parse_ratios
 from transforms.tasks.registry import TASKS, task_class
 from transforms.tasks.task import RECORDS
 from transforms.write import WriteDataset
@@ -81,16 +82,20 @@ def check_task_flags(args, parser_defaults: dict) -> None:
             raise ValueError(f'{flags}: option(s) of --task={name}, not of --task={args.task}')
 
 
-def split_songs(songs, args, task):
-    """The stages every task shares after the source's songs: FillMissing -> LoadStems ->
+def split_songs(songs, args, task, whole_corpus: bool = True):
+    """The stages every task shares after the source's songs: PlanSplits (over the whole corpus
+    unless ``whole_corpus`` is False, a streaming build) -> FillMissing -> LoadStems ->
     AssignSplit. Returns (split songs, LoadStems' failures)."""
+    reserve = args.fill_missing == 'reserve'
+    policy = songs | 'PlanSplits' >> PlanSplits(
+        parse_ratios(args.split_ratios), args.split_from, whole_corpus,
+        exclude=functools.partial(is_reserve_group, fraction=args.reserve_fraction) if reserve else None)
     songs = songs | 'FillMissing' >> FillMissing(
-        args.fill_missing, task.fill_classes(), args.reserve_fraction, parse_ratios(args.split_ratios),
-        args.split_from, args.seed)
+        args.fill_missing, task.fill_classes(), args.reserve_fraction, policy, args.seed)
     rate, channels = task.audio_format()
     loaded = songs | 'LoadStems' >> LoadStems(rate, channels, args.max_song_seconds, args.max_uncompressed_mb,
                                               args.silent_peak_db)
-    split = loaded.songs | 'AssignSplit' >> AssignSplit(parse_ratios(args.split_ratios), args.split_from)
+    split = loaded.songs | 'AssignSplit' >> AssignSplit(policy)
     return split, loaded[FAILED]
 
 
@@ -147,6 +152,7 @@ def summarize(manifest: dict, metrics: dict, output: str, task=None) -> list:
         lines.append(f'{split}: {stats["examples"]} examples from {stats["songs"]} songs, '
                      f'{stats["audio_seconds"]:.1f} s of audio, '
                      f'{max(map(len, stats["shards"].values()), default=0)} shard(s)')
+    lines += split_lines(metrics)
     lines += task.summary(manifest, metrics) if task is not None else []
     missing = {n.split('songs_missing_', 1)[1]: int(v) for n, v in sorted(metrics.items()) if '.songs_missing_' in n}
     if missing or get('SetAsideReserveFn.songs_reserved'):
@@ -159,6 +165,23 @@ def summarize(manifest: dict, metrics: dict, output: str, task=None) -> list:
     if codec and codec['weights'].startswith('random'):
         lines.append('NOTE: codes come from RANDOM codec weights (--codec-weights=random): '
                      'for testing the pipeline, not for training.')
+    return lines
+
+
+def split_lines(metrics: dict) -> list:
+    """What PlanSplits did: the groups it moved so every split has one, or the splits left empty."""
+    groups = int(metrics.get('PlanSplits.split_groups', 0))
+    moved = {n.rsplit('groups_moved_to_', 1)[1]: int(v) for n, v in sorted(metrics.items())
+             if n.startswith('PlanSplits.groups_moved_to_') and v}
+    empty = [n.rsplit('split_empty_', 1)[1] for n, v in sorted(metrics.items())
+             if n.startswith('PlanSplits.split_empty_') and v]
+    lines = []
+    if moved:
+        lines.append(f'splits: {groups} group(s) split by hash left {", ".join(moved)} empty: '
+                     f'{sum(moved.values())} group(s) moved there ({", ".join(f"{k}={v}" for k, v in moved.items())})')
+    if empty:
+        lines.append(f'splits: no {" or ".join(empty)} set: {groups} group(s) split by hash '
+                     f'(at least {MIN_GROUPS_FOR_EVERY_SPLIT} give every split one)')
     return lines
 
 

@@ -36,7 +36,7 @@ def _read_new_songs(archives, args, known: dict, unbounded: bool):
 
 def _songs_to_sink(songs, read_failures, ledger, args, task, info: dict, namer: WindowNamer):
     """The batch build's song stages and the task, then WriteWindow. Returns the manifest paths."""
-    split, load_failures = split_songs(songs, args, task)
+    split, load_failures = split_songs(songs, args, task, whole_corpus=False)
     made = split | f'{type(task).__name__}' >> task
     failures = [read_failures, load_failures] + ([made[FAILED]] if made.get(FAILED) is not None else [])
     failures = tuple(failures) | 'MergeFailures' >> beam.Flatten()

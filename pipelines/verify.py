@@ -31,6 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.flags import parse_tool_args
 from schemas.manifest import MANIFEST_NAME, read_manifest
+from schemas.records import artist_key
 from schemas.shards import SHARD_PATTERNS, join
 from schemas.webdataset import npy_load
 from schemas.windows import split_pending
@@ -47,6 +48,8 @@ class ExampleFacts:
     song_id: str
     artist: str
     codes_sha: str
+    donor_song_ids: tuple = ()
+    donor_splits: tuple = ()
 
 
 @dataclass
@@ -109,7 +112,8 @@ def _read_webdataset(scan: Scan, path: str, data: bytes, split: str) -> int:
             if problem:
                 scan.code_problems.append(f'{path}: {key} {name}: {problem}')
         scan.examples['webdataset'][key].append(
-            ExampleFacts(split, meta.get('split'), meta.get('song_id'), meta.get('artist'), _codes_sha(codes)))
+            ExampleFacts(split, meta.get('split'), meta.get('song_id'), meta.get('artist'), _codes_sha(codes),
+                         tuple(meta.get('donor_song_ids') or ()), tuple(meta.get('donor_splits') or ())))
     return count
 
 
@@ -133,7 +137,8 @@ def _parquet_codes(column) -> list:
 
 def _read_parquet(scan: Scan, path: str, data: bytes, split: str) -> int:
     table = pq.read_table(io.BytesIO(data))
-    columns = {name: table.column(name).to_pylist() for name in ('example_id', 'split', 'song_id', 'artist')}
+    columns = {name: table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+               for name in ('example_id', 'split', 'song_id', 'artist', 'donor_song_ids', 'donor_splits')}
     codes = {name: _parquet_codes(table.column(f'{name}_codes')) for name in CODE_FIELDS}
     for i, key in enumerate(columns['example_id']):
         for name in CODE_FIELDS:
@@ -143,8 +148,9 @@ def _read_parquet(scan: Scan, path: str, data: bytes, split: str) -> int:
             if problem:
                 scan.code_problems.append(f'{path}: {key} {name}: {problem}')
         arrays = [codes[name][i] if codes[name][i] is not None else np.zeros(0, np.int16) for name in CODE_FIELDS]
-        scan.examples['parquet'][key].append(ExampleFacts(split, columns['split'][i], columns['song_id'][i],
-                                                          columns['artist'][i], _codes_sha(arrays)))
+        scan.examples['parquet'][key].append(ExampleFacts(
+            split, columns['split'][i], columns['song_id'][i], columns['artist'][i], _codes_sha(arrays),
+            tuple(columns['donor_song_ids'][i] or ()), tuple(columns['donor_splits'][i] or ())))
     return table.num_rows
 
 
@@ -303,20 +309,25 @@ def check_unique_ids(scan: Scan):
 
 
 def check_no_leakage(scan: Scan):
+    """No song or artist (by its normalised name) in two splits; every reserve donor from the
+    example's own split and never a song the dataset holds."""
     problems = []
-    for field_name in ('song_id', 'artist'):
+    facts = [f for found in scan.examples.values() for found_facts in found.values() for f in found_facts]
+    for label, key_of in (('song', lambda f: f.song_id), ('artist', lambda f: f.artist and artist_key(f.artist))):
         splits = defaultdict(set)
-        for found in scan.examples.values():
-            for facts in found.values():
-                for f in facts:
-                    if getattr(f, field_name):
-                        splits[getattr(f, field_name)].add(f.shard_split)
-        problems += [f'{field_name.replace("_id", "")} {value!r} in {len(s)} splits: {sorted(s)}'
-                     for value, s in sorted(splits.items()) if len(s) > 1]
+        for f in facts:
+            if key_of(f):
+                splits[key_of(f)].add(f.shard_split)
+        problems += [f'{label} {value!r} in {len(s)} splits: {sorted(s)}' for value, s in sorted(splits.items())
+                     if len(s) > 1]
+    songs = {f.song_id for f in facts}
+    donors = {(d, s, f.shard_split) for f in facts for d, s in zip(f.donor_song_ids, f.donor_splits)}
+    problems += [f'donor song {d!r} of {s} fills a {split} example' for d, s, split in sorted(donors) if s != split]
+    problems += [f'donor song {d!r} is also in the dataset' for d in sorted({d for d, _, _ in donors} & songs)]
     for fmt, found in scan.examples.items():
         problems += [f'{key} in {fmt} {f.shard_split}/ says split {f.split!r}' for key, facts in sorted(found.items())
                      for f in facts if f.split != f.shard_split]
-    return problems, 'no song or artist in two splits'
+    return problems, 'no song, artist or donor in two splits'
 
 
 CHECKS: Dict[str, Callable] = {

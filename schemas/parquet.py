@@ -22,7 +22,7 @@ SCHEMA = pa.schema([
     ('context_waveform_id', pa.string()), ('target_waveform_id', pa.string()),
     ('context_scale', pa.float64()), ('target_scale', pa.float64()),
     ('target_label', pa.string()), ('target_labels', pa.list_(pa.string())), ('donors', pa.list_(pa.string())),
-    ('bleed_stems', pa.list_(pa.string())),
+    ('donor_song_ids', pa.list_(pa.string())), ('donor_splits', pa.list_(pa.string())), ('bleed_stems', pa.list_(pa.string())),
     ('augmentation', AUGMENTATION_TYPE), ('distortion', DISTORTION_TYPE),
     ('context_codes', CODES_TYPE), ('target_codes', CODES_TYPE),
 ])

@@ -6,6 +6,8 @@ Audio is float32 numpy ``[channels, samples]`` at the working sample rate; codes
 are int16 ``[codebooks, frames]``.
 """
 import dataclasses
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -50,6 +52,8 @@ class StemRef(_DictRecord):
     source_labels: Tuple[str, ...] = ()    # the source's other names (Slakh inst_class, MoisesDB trackTypes)
     has_bleed: Optional[bool] = None       # a track of it hears other instruments (MoisesDB)
     donor: Optional[str] = None            # '<track>/<stem>' of the reserve track a filled stem comes from
+    donor_song_id: Optional[str] = None    # that reserve track's song id
+    donor_split: Optional[str] = None      # and its split (a song is filled from its own split only)
 
     @property
     def members(self) -> Tuple[str, ...]:
@@ -60,6 +64,20 @@ class StemRef(_DictRecord):
     def labels(self) -> Tuple[str, ...]:
         """Every name the source gives this stem, finest first."""
         return tuple(dict.fromkeys((self.label,) + tuple(self.source_labels)))
+
+
+# Where a credit's further artists start: "feat.", "ft.", "featuring", "with", "&", ";" or ",".
+_FEATURING = re.compile(r'\s*(?:[\(\[]\s*)?(?:\b(?:feat|ft|featuring|with)\b\.?|&|;|,)\s*.*$')
+
+
+def artist_key(artist: str) -> str:
+    """The name an artist is grouped by: unicode compatibility form without accents, case folded,
+    whitespace collapsed, featured artists dropped ("Ada Lace", "ada  lace ", "Ada Lace feat. Bo"
+    and "ADA LACÉ & Bo" are one artist). Empty when nothing is left."""
+    text = unicodedata.normalize('NFKD', artist)
+    text = ''.join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = ' '.join(text.split())
+    return _FEATURING.sub('', text).strip() or text
 
 
 @dataclass(frozen=True)
@@ -79,11 +97,12 @@ class SongRef(_DictRecord):
 
     @property
     def group(self) -> str:
-        """The unit of splitting: the source's group when it has one, else the artist when known,
-        else the song."""
+        """The unit of splitting: the source's group when it has one, else the artist (by
+        ``artist_key``) when known, else the song."""
         if self.group_key:
             return self.group_key
-        return f'artist:{self.artist}' if self.artist else f'song:{self.song_id}'
+        key = artist_key(self.artist) if self.artist else ''
+        return f'artist:{key}' if key else f'song:{self.song_id}'
 
     def example_fields(self, target: str, context) -> dict:
         """The source's names of an example's stems, as ExampleMeta fields: the target's label(s),
@@ -94,6 +113,8 @@ class SongRef(_DictRecord):
         return dict(target_label=found.label if found else None,
                     target_labels=found.labels if found else (),
                     donors=tuple(f'{s.instance}<-{s.donor}' for s in used if s.donor),
+                    donor_song_ids=tuple(s.donor_song_id for s in used if s.donor),
+                    donor_splits=tuple(s.donor_split for s in used if s.donor),
                     bleed_stems=tuple(s.instance for s in used if s.has_bleed))
 
 
@@ -249,6 +270,8 @@ class ExampleMeta(_DictRecord):
     target_label: Optional[str] = None           # the source's own name of the target stem
     target_labels: Tuple[str, ...] = ()          # every source name of it (Slakh program and inst_class)
     donors: Tuple[str, ...] = ()                 # 'instance<-track/stem' of stems filled from the reserve
+    donor_song_ids: Tuple[str, ...] = ()         # their reserve songs' ids, in the order of donors
+    donor_splits: Tuple[str, ...] = ()           # and splits (always the example's own)
     bleed_stems: Tuple[str, ...] = ()            # stems of the example recorded with bleed
     augmentation: Optional[dict] = None          # {pitch_semitones, tempo, gain_db} of a variant
     distortion: Tuple[dict, ...] = ()            # [{name, params}] applied to the context

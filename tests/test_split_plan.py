@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from schemas.ids import seeded_rng
-from schemas.records import LoadedSong, SongRef
+from schemas.records import LoadedSong, SongRef, artist_key
 from transforms.plan import choose_assortments, parse_targets, plan_song
-from transforms.split import parse_ratios, split_of
+from transforms.split import parse_ratios, plan_splits, split_of
 
 
 def test_split_is_stable_and_follows_ratios():
@@ -16,6 +16,35 @@ def test_split_is_stable_and_follows_ratios():
     assert {split_of(f'a{i}', parse_ratios('0,1,0')) for i in range(100)} == {'validation'}
     with pytest.raises(ValueError, match='split-ratios'):
         parse_ratios('0.5,0.5')
+
+
+def test_artists_group_by_normalised_name_and_keep_their_spelling():
+    spellings = ['Ada Lace', 'ada lace ', 'Ada  Lace feat. Bo', 'ADA LACÉ & Bo', 'Ada Lace (ft. Cy)', 'Ａda Lace, Dee']
+    assert {artist_key(a) for a in spellings} == {'ada lace'}
+    refs = [SongRef(song_id=f's{i}', artist=a, title='t', source='stems', input_path='p', container='zip',
+                    content_sha256='0') for i, a in enumerate(spellings)]
+    assert {r.group for r in refs} == {'artist:ada lace'} and refs[2].artist == 'Ada  Lace feat. Bo'
+    assert artist_key('With Confidence') == 'with confidence' and artist_key('AC/DC') == 'ac/dc'
+    assert artist_key('Adam Lace') != artist_key('Ada Lace')
+
+
+def test_every_split_gets_a_group_from_three_groups_deterministically():
+    ratios = parse_ratios('0.82,0.12,0.06')
+    # 7 songs by 6 artists, every one of them hashed into train (the case seen on real corpora).
+    groups = [g for g in (f'artist:{i}' for i in range(200)) if split_of(g, ratios) == 'train'][:6]
+    policy = plan_splits(groups, ratios)
+    splits = {g: policy.split(SongRef(song_id='x', artist=g[7:], title='t', source='stems', input_path='p',
+                                      container='zip', content_sha256='0')) for g in groups}
+    assert sorted(set(splits.values())) == ['test', 'train', 'validation']
+    assert list(policy.moved.values()).count('validation') == 1 and list(policy.moved.values()).count('test') == 1
+    assert policy.empty == () and policy.groups == 6
+    assert plan_splits(list(reversed(groups)), ratios) == policy         # order does not matter
+    # Enough groups for the hash to fill every split: nothing moves.
+    assert plan_splits([f'artist:{i}' for i in range(200)], ratios).moved == {}
+    # Fewer than three groups: nothing moves, the empty splits are named.
+    few = plan_splits(groups[:2], ratios)
+    assert few.moved == {} and few.empty == ('validation', 'test')
+    assert plan_splits(groups[:3], parse_ratios('1,0,0')).moved == {}     # a zero ratio stays empty
 
 
 def _song(names, silent=(), split='train'):

@@ -128,6 +128,32 @@ def test_a_song_copied_into_a_second_split_fails(copy, capsys):
     assert f"song {song!r} in 2 splits: ['train', 'validation']" in results['no leakage'][1]
 
 
+def test_a_donor_from_another_split_and_a_respelled_artist_fail(copy, capsys):
+    manifest = _manifest(copy)
+    train = [json.loads(s['json']) for shard in manifest['splits']['train']['shards']['webdataset']
+             for s in webdataset.WebDataset(os.path.join(copy, shard['path']), shardshuffle=False)]
+    relative = manifest['splits']['validation']['shards']['webdataset'][0]['path']
+    path = os.path.join(copy, relative)
+    samples = list(webdataset.WebDataset(path, shardshuffle=False))
+    meta = json.loads(samples[0]['json'])
+    artist = f' {train[0]["artist"].upper()}  feat. Someone'
+    meta.update(donors=['guitar<-Other/Gtr'], donor_song_ids=[train[0]['song_id']], donor_splits=['train'],
+                artist=artist)
+    samples[0] = dict(samples[0], json=json.dumps(meta).encode())
+    with open(path, 'wb') as f:
+        writer = webdataset.TarWriter(f, encoder=False)
+        for sample in samples:
+            writer.write({k: v for k, v in sample.items() if k != '__url__'})
+        writer.close()
+    _rewrite_listed(copy, relative, open(path, 'rb').read())
+    code, results, _ = _verify(copy, capsys)
+    message = results['no leakage'][1]
+    assert code == 1 and results['no leakage'][0] == 'FAIL'
+    assert f"artist {train[0]['artist'].lower()!r} in 2 splits: ['train', 'validation']" in message
+    assert f"donor song {train[0]['song_id']!r} of train fills a validation example" in message
+    assert f"donor song {train[0]['song_id']!r} is also in the dataset" in message
+
+
 def test_an_unlisted_shard_fails(copy, capsys):
     relative = _manifest(copy)['splits']['test']['shards']['webdataset'][0]['path']
     shutil.copy(os.path.join(copy, relative), os.path.join(copy, 'webdataset', 'test', 'test-000099.tar'))

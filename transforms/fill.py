@@ -1,10 +1,12 @@
 """FillMissing: give every song every requested instrument, from a reserve of tracks.
 
-``--fill-missing=reserve`` sets aside a reserve (``--reserve-fraction`` of the training groups,
-drawn by a stable hash, never a validation or test track), and adds to each other song lacking a
-requested class a stem of that class drawn deterministically from the reserve. LoadStems loops or
-cuts the donor to the song's length and matches its level to the song's own stems; the donor
-track and stem stay in the stem's record and in every example that uses it.
+``--fill-missing=reserve`` sets aside a reserve in every split (``--reserve-fraction`` of its
+groups, drawn by a stable hash; reserve songs yield no examples), and adds to each other song
+lacking a requested class a stem of that class drawn deterministically from the reserve of the
+song's own split, so no stem audio sits on both sides of a split; a split without a reserve song
+of the class leaves its songs unfilled (counted). LoadStems loops or cuts the donor to the song's
+length and matches its level to the song's own stems; the donor track, stem, song id and split
+stay in the stem's record and in every example that uses it (``pipelines.verify`` checks them).
 ``--fill-missing=skip`` (the default) passes songs through and counts those lacking a class.
 ``--fill-missing=silence`` passes songs through and counts them too: the task writes an all-zero
 target for a missing class and flags it (``--task=separation``; other tasks refuse it).
@@ -21,7 +23,6 @@ from schemas.audio_io import rms_dbfs
 from schemas.ids import stable_fraction, stable_id
 from schemas.records import SongRef
 from transforms.sources.archive import member_label
-from transforms.split import song_split
 
 RESERVE = 'reserve'
 MODES = ('skip', 'reserve', 'silence')
@@ -38,14 +39,15 @@ class FillOptions(PipelineOptions):
                                  'tracks and mix in a stem of the class from it. silence (separation '
                                  'only): write an all-zero target and flag it. Default: skip.')
         parser.add_argument('--reserve-fraction', type=float, default=0.1,
-                            help='Share of training groups set aside as the reserve with '
-                                 '--fill-missing=reserve (never validation or test). Default: 0.1.')
+                            help='Share of each split\'s groups set aside as its reserve with '
+                                 '--fill-missing=reserve (a song is filled from its own split\'s reserve '
+                                 'only). Default: 0.1.')
 
 
-def is_reserve(ref: SongRef, fraction: float, ratios: tuple, split_from: str) -> bool:
-    """Whether a song belongs to the reserve: a training song whose group's stable hash falls
-    below ``fraction`` (so a group is reserved whole)."""
-    return song_split(ref, ratios, split_from) == 'train' and stable_fraction('reserve', ref.group) < fraction
+def is_reserve_group(group: str, fraction: float) -> bool:
+    """Whether a group belongs to the reserve of its split: its stable hash falls below
+    ``fraction`` (so a group is reserved whole, in whichever split it is)."""
+    return stable_fraction('reserve', group) < fraction
 
 
 def reference_level(stems) -> float:
@@ -71,28 +73,28 @@ def fit_donor(samples: np.ndarray, length: int, level_db: float) -> np.ndarray:
     return (samples * np.float32(gain)).astype(np.float32)
 
 
-def donor_entries(ref: SongRef):
-    """A reserve song's stems as (class, sort key, donor name, StemRef)."""
+def donor_entries(item):
+    """(split, reserve song) -> its stems as (split, class, sort key, StemRef named as a donor)."""
+    split, ref = item
     for stem in ref.stems:
         if stem.donor:
             continue
         name = f'{ref.title}/{member_label(stem.member) if stem.stream is None else stem.label}'
-        yield stem.instrument, stable_id('donor', ref.song_id, stem.instance), name, stem
+        yield split, stem.instrument, stable_id('donor', ref.song_id, stem.instance), dataclasses.replace(
+            stem, donor=name, donor_song_id=ref.song_id, donor_split=split)
 
 
 class SetAsideReserveFn(beam.DoFn):
-    """SongRef -> songs (main) and reserve songs (``reserve``)."""
+    """SongRef -> songs (main) and (split, reserve song) (``reserve``)."""
 
-    def __init__(self, fraction: float, ratios: tuple, split_from: str):
+    def __init__(self, fraction: float):
         self.fraction = fraction
-        self.ratios = ratios
-        self.split_from = split_from
         self.songs_reserved = Metrics.counter(self.__class__, 'songs_reserved')
 
-    def process(self, ref: SongRef):
-        if is_reserve(ref, self.fraction, self.ratios, self.split_from):
+    def process(self, ref: SongRef, policy):
+        if is_reserve_group(ref.group, self.fraction):
             self.songs_reserved.inc()
-            yield pvalue.TaggedOutput(RESERVE, ref)
+            yield pvalue.TaggedOutput(RESERVE, (policy.split(ref), ref))
         else:
             yield ref
 
@@ -106,10 +108,12 @@ class FillFromReserveFn(beam.DoFn):
         self.stems_filled = Metrics.counter(self.__class__, 'stems_filled')
         self.songs_unfillable = Metrics.counter(self.__class__, 'songs_unfillable')
 
-    def process(self, ref: SongRef, donors):
+    def process(self, ref: SongRef, donors, policy):
+        split = policy.split(ref)
         by_class = {}
-        for cls, key, name, stem in sorted(donors, key=lambda d: (d[0], d[1])):
-            by_class.setdefault(cls, []).append((name, stem))
+        for donor_split, cls, key, stem in sorted(donors, key=lambda d: d[:3]):
+            if donor_split == split:
+                by_class.setdefault(cls, []).append(stem)
         have = {s.instrument for s in ref.stems}
         added = []
         for cls in self.classes:
@@ -119,8 +123,8 @@ class FillFromReserveFn(beam.DoFn):
             if not pool:
                 self.songs_unfillable.inc()
                 continue
-            name, stem = pool[int(stable_fraction(self.seed, 'donor', ref.song_id, cls) * len(pool))]
-            added.append(dataclasses.replace(stem, instance=cls, donor=name))
+            stem = pool[int(stable_fraction(self.seed, 'donor', ref.song_id, cls) * len(pool))]
+            added.append(dataclasses.replace(stem, instance=cls))
             self.stems_filled.inc()
         yield dataclasses.replace(ref, stems=ref.stems + tuple(added)) if added else ref
 
@@ -145,8 +149,8 @@ class FillMissing(beam.PTransform):
     every song passed through and the missing classes counted (modes 'skip' and 'silence'; with
     'silence' the task writes the missing targets as silence)."""
 
-    def __init__(self, mode: str, classes: tuple, fraction: float, ratios: tuple, split_from: str = 'hash',
-                 seed: int = 0):
+    def __init__(self, mode: str, classes: tuple, fraction: float, policy=None, seed: int = 0):
+        """``policy``: the PlanSplits singleton (needed with mode 'reserve')."""
         super().__init__()
         if mode not in MODES:
             raise ValueError(f'--fill-missing must be one of {", ".join(MODES)}, got {mode!r}')
@@ -155,13 +159,14 @@ class FillMissing(beam.PTransform):
         if mode == 'reserve' and not 0 < fraction < 1:
             raise ValueError(f'--reserve-fraction must be between 0 and 1, got {fraction}')
         self.mode, self.classes, self.fraction = mode, tuple(classes), fraction
-        self.ratios, self.split_from, self.seed = ratios, split_from, seed
+        self.policy, self.seed = policy, seed
 
     def expand(self, songs):
         if self.mode != RESERVE:
             return songs | 'CountMissing' >> beam.ParDo(CountMissingFn(self.classes))
+        policy = pvalue.AsSingleton(self.policy)
         parts = songs | 'SetAsideReserve' >> beam.ParDo(
-            SetAsideReserveFn(self.fraction, self.ratios, self.split_from)).with_outputs(RESERVE, main='songs')
+            SetAsideReserveFn(self.fraction), policy).with_outputs(RESERVE, main='songs')
         donors = parts[RESERVE] | 'ListDonors' >> beam.FlatMap(donor_entries)
         return parts.songs | 'FillFromReserve' >> beam.ParDo(
-            FillFromReserveFn(self.classes, self.seed), donors=pvalue.AsList(donors))
+            FillFromReserveFn(self.classes, self.seed), donors=pvalue.AsList(donors), policy=policy)
