@@ -27,24 +27,20 @@ def test_slakh_source_splits_target_labels_and_fill_from_reserve(tmp_path):
     root = str(tmp_path / 'slakh')
     make_slakh(root, marker=str(tmp_path / 'pwned'))
     out = str(tmp_path / 'out')
-    # Both readable training tracks become the reserve; validation and test tracks lack strings
-    # and take them from Track00001 (the only track with a String Ensemble).
+    # Reserve groups at fraction 0.5: Track00007 (train) and Track00005 (test). Track00004
+    # (validation) lacks strings and its split has no reserve: it stays unfilled, never taking
+    # the training tracks' strings.
     result = run([f'--input={root}', f'--output={out}', '--source=slakh', '--split-from=source',
-                  '--fill-missing=reserve', '--reserve-fraction=0.99', '--target-stem=strings',
+                  '--fill-missing=reserve', '--reserve-fraction=0.5', '--target-stem=strings',
                   '--target-label=Distortion Guitar', '--target-label=string ensemble 1'] + QUICK)
     _assert_valid(result)
     rows = _rows(out)
-    assert {(r['title'], r['split']) for r in rows} == {('Track00004', 'validation'), ('Track00005', 'test')}
-    assert {r['target_label'] for r in rows} == {'Distortion Guitar', 'String Ensemble 1'}
-    for row in rows:
-        assert row['source'] == 'slakh' and row['artist'] is None
-        if row['target_stem'] == 'strings':
-            assert row['donors'] == ['strings<-Track00001/S05']
-            assert row['target_labels'] == ['String Ensemble 1', 'Strings (continued)']
-        else:
-            assert row['target_labels'] == ['Distortion Guitar', 'Guitar']
+    assert {(r['title'], r['split']) for r in rows} == {('Track00001', 'train'), ('Track00004', 'validation')}
+    assert all(row['source'] == 'slakh' and row['artist'] is None and row['donors'] == [] for row in rows)
+    assert {r['target_label'] for r in rows if r['title'] == 'Track00001'} >= {'String Ensemble 1'}
     assert result.counters['SetAsideReserveFn.songs_reserved'] == 2
-    assert result.counters['FillFromReserveFn.stems_filled'] == 2
+    assert result.counters.get('FillFromReserveFn.stems_filled', 0) == 0
+    assert result.counters['FillFromReserveFn.songs_unfillable'] >= 1
     errors = {(e['stage'], os.path.basename(e['input'])) for e in read_errors(out)}
     assert errors == {('read', 'Track00002'), ('read', 'Track00003')}
     assert not os.path.exists(tmp_path / 'pwned')

@@ -94,7 +94,7 @@ def streamed(tmp_path_factory):
     with open(first, 'rb') as f, open(corrupt, 'wb') as g:
         g.write(f.read()[:5000])
     _wait_for([second, corrupt], out, build)
-    third = _song(corpus, 'Ana', 'three', 3)
+    third = _song(corpus, 'Dee', 'three', 3)
     copy = shutil.copy(first, os.path.join(corpus, 'Hal', 'one (copy).zip'))
     _wait_for([third, copy], out, build)
     build.join(300)
@@ -143,9 +143,9 @@ def test_split_follows_the_artist_across_windows(streamed):
     rows = _rows(streamed['out'])
     ratios = parse_ratios('0.82,0.12,0.06')
     assert {(r['title'], r['split']) for r in rows} == {
-        ('one', split_of('artist:Hal', ratios)), ('two', split_of('artist:Hal', ratios)),
-        ('three', split_of('artist:Ana', ratios))}
-    assert split_of('artist:Hal', ratios) != split_of('artist:Ana', ratios)   # two splits in play
+        ('one', split_of('artist:hal', ratios)), ('two', split_of('artist:hal', ratios)),
+        ('three', split_of('artist:dee', ratios))}
+    assert split_of('artist:hal', ratios) != split_of('artist:dee', ratios)   # two splits in play
 
 
 def test_verify_and_the_reader_see_every_example(streamed):
@@ -195,7 +195,7 @@ def test_a_signal_finishes_the_open_window(tmp_path):
     logger.setLevel(logging.INFO)
 
     def drop_then_signal():
-        _song(corpus, 'Ana', 'late', 7)
+        _song(corpus, 'Dee', 'late', 7)
         if taken.event.wait(120):
             os.kill(os.getpid(), signal.SIGTERM)
     threading.Thread(target=drop_then_signal, daemon=True).start()

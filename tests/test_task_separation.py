@@ -30,7 +30,7 @@ from transforms.tasks.separation import (ChunkGeometry, CutChunksFn, SeparateSon
                                          parse_targets)
 
 RATE = 44100
-RATIOS = '0.34,0.33,0.33'     # Ana -> test, Bo -> train, Cy -> validation (asserted below)
+RATIOS = '0.34,0.33,0.33'     # Ana -> test, Sol -> train, Fay -> validation (asserted below)
 FLAGS = ['--task=separation', '--chunk-seconds=1', f'--split-ratios={RATIOS}']
 DEFAULT_TARGETS = ['vocals', 'drums', 'bass', 'other']
 
@@ -46,18 +46,18 @@ def _vocals(seed, seconds):
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     """Four songs of 3.5 s: three with vocals (one an unzipped folder, one with a stereo vocal), and
-    Cy's without vocals whose last 1.5 s are silent (its third chunk is dropped)."""
-    assert [split_of(f'artist:{a}', (0.34, 0.33, 0.33)) for a in ('Ana', 'Bo', 'Cy')] == \
+    Fay's without vocals whose last 1.5 s are silent (its third chunk is dropped)."""
+    assert [split_of(f'artist:{a}', (0.34, 0.33, 0.33)) for a in ('ana', 'sol', 'fay')] == \
            ['test', 'train', 'validation']
     root = str(tmp_path_factory.mktemp('separation') / 'in')
     write_song(root, 'Ana', 'one', 1, seconds=3.5, extra=_vocals(1, 3.5))
     stereo = synth_stems(502, 3.5, RATE)['guitar']
     write_song(root, 'Ana', 'two', 2, seconds=3.5,
                extra={'Lead Vox.wav': wav_bytes(np.stack([stereo, 0.3 * stereo], axis=1))})
-    write_song(root, 'Bo', 'three', 3, seconds=3.5, as_folder=True, extra=_vocals(3, 3.5))
+    write_song(root, 'Sol', 'three', 3, seconds=3.5, as_folder=True, extra=_vocals(3, 3.5))
     stems = synth_stems(4, 2.0, RATE)
     silence = np.zeros(int(1.5 * RATE), np.float32)
-    write_zip(os.path.join(root, 'Cy', 'four.zip'),
+    write_zip(os.path.join(root, 'Fay', 'four.zip'),
               {f'{name.title()}.wav': wav_bytes(np.concatenate([audio, silence])) for name, audio in stems.items()},
               folder='four')
     return root
@@ -91,7 +91,7 @@ def test_chunks_decode_at_the_stated_format_and_the_mixture_is_the_sum(silence_b
     root, manifest = silence_build.output, silence_build.manifest
     samples = _samples(root)
     assert manifest['task'] == 'separation' and manifest['separation']['targets'] == DEFAULT_TARGETS
-    assert len(samples) == manifest['totals']['examples'] == 3 * 3 + 2    # Cy's silent last chunk dropped
+    assert len(samples) == manifest['totals']['examples'] == 3 * 3 + 2    # Fay's silent last chunk dropped
     assert set(manifest['splits']) == {'train', 'validation', 'test'}
     gains = set()
     for key, (path, sample) in samples.items():
