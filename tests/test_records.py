@@ -17,7 +17,7 @@ def test_stem_and_song_round_trip():
     song = SongRef(song_id='abc', artist='A', title='T', source='stems', input_path='/x/A/T.zip',
                    container='zip', content_sha256='00', stems=(stem,), skipped_members=('notes.txt',))
     _round_trip(song)
-    assert song.group == 'artist:A'
+    assert song.group == 'artist:a'
     assert SongRef(song_id='abc', artist=None, title='T', source='stems', input_path='p', container='zip',
                    content_sha256='00').group == 'song:abc'
 
