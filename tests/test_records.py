@@ -49,4 +49,4 @@ def test_corpus_fields_round_trip_and_group():
     assert song.group == 'lmd:u1'
     assert song.example_fields('guitar', ()) == {
         'target_label': 'guitar', 'target_labels': ('guitar', 'clean_electric_guitar'),
-        'donors': ('guitar<-Track00001/S02',), 'bleed_stems': ('guitar',)}
+        'donors': ('guitar<-Track00001/S02',), 'donor_song_ids': (None,), 'donor_splits': (None,), 'bleed_stems': ('guitar',)}
