@@ -22,6 +22,7 @@ setup(
         'soxr>=0.3.7',
         'pyyaml>=6',
         'torch>=2.1',
+        'tqdm>=4.60',                     # the progress bar on a terminal
         'transformers>=4.45,<6',
         'webdataset>=0.2.86',
     ],

@@ -17,7 +17,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import StandardOptions
 
 from pipelines.options import make_parser, parse_args
-from pipelines.progress import ProgressReporter
+from pipelines.progress import ProgressReporter, write_song_count
 from pipelines.report import write_report
 from pipelines.run_state import RUN_CONTROL, finish, fingerprint, prepare_output, work_path
 from pipelines.tools import check_tools
@@ -28,7 +28,7 @@ from schemas.manifest import add_counters, read_errors, read_manifest, write_cou
 from schemas.shards import join
 from transforms.decode import LoadStems
 from transforms.dedup import DUPLICATES, SkipDuplicates, duplicate_failure
-from transforms.failures import FAILED
+from transforms.failures import FAILED, ContainFailures
 from transforms.fill import FillMissing, is_reserve_group
 from transforms.sources.registry import check_source_options, source_class
 from transforms.split import MIN_GROUPS_FOR_EVERY_SPLIT, AssignSplit, PlanSplits, parse_ratios
@@ -99,6 +99,14 @@ def split_songs(songs, args, task, whole_corpus: bool = True):
     return split, loaded[FAILED]
 
 
+def task_records(songs, task):
+    """The task's stages on the split songs, then ContainFailures: returns (the records of the songs
+    that did not fail, the task's failures). A song that fails at any stage of the task has none of
+    its records written."""
+    made = songs | f'{type(task).__name__}' >> task
+    return (made[RECORDS], made[FAILED], songs) | 'ContainFailures' >> ContainFailures(task.size_of)
+
+
 def build_graph(pipeline, args, task):
     """Adds every stage to ``pipeline``: source -> shared song stages -> the task -> sinks.
     Returns the PCollection holding the manifest's path."""
@@ -106,13 +114,15 @@ def build_graph(pipeline, args, task):
     reader = source_class(args.source)
     source = pipeline | reader.__name__ >> reader.from_args(args)
     unique = source.songs | 'SkipDuplicates' >> SkipDuplicates({})
+    _ = (unique.songs                       # the progress line's total, before any song is decoded
+         | 'CountSongs' >> beam.combiners.Count.Globally()
+         | 'RecordSongCount' >> beam.Map(write_song_count, args.output))
     copies = unique[DUPLICATES] | 'DuplicatesToErrors' >> beam.Map(duplicate_failure)
     songs, load_failures = split_songs(unique.songs, args, task)
-    made = songs | f'{type(task).__name__}' >> task
-    failures = [source[FAILED], copies, load_failures] + ([made[FAILED]] if made.get(FAILED) is not None else [])
-    failures = tuple(failures) | 'MergeFailures' >> beam.Flatten()
-    exports = task.exports(made[RECORDS], args.output)
-    return (made[RECORDS], failures) | 'WriteDataset' >> WriteDataset(
+    records, task_failures = task_records(songs, task)
+    failures = (source[FAILED], copies, load_failures, task_failures) | 'MergeFailures' >> beam.Flatten()
+    exports = task.exports(records, args.output)
+    return (records, failures) | 'WriteDataset' >> WriteDataset(
         args.output, manifest_info(args, task), args.shard_examples, args.shard_mb,
         stats_root=work_path(args.output, 'shards'), writers=task.WRITERS, size_of=task.size_of,
         wait_for=exports)

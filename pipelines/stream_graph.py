@@ -11,13 +11,12 @@ the job's life and everything after it in fixed windows of ``--window-seconds``.
 import apache_beam as beam
 from apache_beam.transforms.window import FixedWindows
 
-from pipelines.build import split_songs
+from pipelines.build import split_songs, task_records
 from schemas.windows import DUPLICATE, SONG
 from transforms.dedup import DUPLICATES, SkipDuplicates
 from transforms.failures import FAILED
 from transforms.sources.stems import ReadSongRefFn
 from transforms.sources.watch import WatchArchives
-from transforms.tasks.task import RECORDS
 from transforms.write_window import WindowNamer, WriteWindow
 
 
@@ -37,10 +36,9 @@ def _read_new_songs(archives, args, known: dict, unbounded: bool):
 def _songs_to_sink(songs, read_failures, ledger, args, task, info: dict, namer: WindowNamer):
     """The batch build's song stages and the task, then WriteWindow. Returns the manifest paths."""
     split, load_failures = split_songs(songs, args, task, whole_corpus=False)
-    made = split | f'{type(task).__name__}' >> task
-    failures = [read_failures, load_failures] + ([made[FAILED]] if made.get(FAILED) is not None else [])
-    failures = tuple(failures) | 'MergeFailures' >> beam.Flatten()
-    return (made[RECORDS], failures, ledger) | 'WriteWindow' >> WriteWindow(
+    records, task_failures = task_records(split, task)
+    failures = (read_failures, load_failures, task_failures) | 'MergeFailures' >> beam.Flatten()
+    return (records, failures, ledger) | 'WriteWindow' >> WriteWindow(
         args.output, info, namer, args.shard_examples, args.shard_mb, writers=task.WRITERS, size_of=task.size_of)
 
 

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.flags import parse_tool_args
+from pipelines.progress import HashProgress
 from schemas.manifest import MANIFEST_NAME, read_manifest
 from schemas.records import artist_key
 from schemas.shards import SHARD_PATTERNS, join
@@ -206,10 +207,27 @@ def _export_problem(root: str, entry: dict):
     return _mismatch(entry, size, digest.hexdigest())
 
 
-def scan_dataset(root: str) -> Scan:
+def _listed_files(manifest: dict) -> tuple:
+    """(files, bytes) the manifest lists: what a scan reads."""
+    entries = [shard for _, _, shard in _listed_shards(manifest)]
+    entries += [e for export in manifest.get('exports', {}).values() for e in export['paths']]
+    return len(entries), sum(int(e.get('bytes') or 0) for e in entries)
+
+
+def scan_dataset(root: str, show_progress: bool = False) -> Scan:
     """Reads the manifest and every listed shard and exported file once; records what the checks
-    need. The shards of a continuation dataset are also read example by example."""
+    need. The shards of a continuation dataset are also read example by example. With
+    ``show_progress``, stderr shows the files and bytes read."""
     manifest = read_manifest(root)
+    meter = HashProgress(*_listed_files(manifest)) if show_progress else None
+    try:
+        return _scan(root, manifest, meter)
+    finally:
+        if meter is not None:
+            meter.close()
+
+
+def _scan(root: str, manifest: dict, meter) -> Scan:
     task = manifest.get('task', 'continuation')
     frames = round(manifest['options']['chunk_seconds'] * manifest['codec']['frame_rate']) if task == 'continuation' else 0
     scan = Scan(root=root, manifest=manifest, frames=frames, task=task)
@@ -218,6 +236,8 @@ def scan_dataset(root: str) -> Scan:
         listed.add(shard['path'])
         formats.add(fmt)
         data, problem = _read_listed(root, shard)
+        if meter is not None:
+            meter.update(int(shard.get('bytes') or 0))
         if data is None:
             scan.missing.append(shard['path'])
             continue
@@ -236,6 +256,8 @@ def scan_dataset(root: str) -> Scan:
         for entry in export['paths']:
             scan.exports += 1
             problem = _export_problem(root, entry)
+            if meter is not None:
+                meter.update(int(entry.get('bytes') or 0))
             scan.export_problems += [problem] if problem else []
     return scan
 
@@ -417,7 +439,7 @@ def main(argv=None) -> int:
         print('error: --decode must be 0 or more', file=sys.stderr)
         return 2
     try:
-        scan = scan_dataset(args.dataset)
+        scan = scan_dataset(args.dataset, show_progress=True)
     except (OSError, ValueError, KeyError, TypeError) as e:   # no manifest, or not one this tool can read
         print(f'FAIL  manifest: cannot read {join(args.dataset, MANIFEST_NAME)}: {type(e).__name__}: {e}')
         print('TOTAL 1 check: 0 PASS, 1 FAIL')

@@ -73,24 +73,11 @@ def test_other_options_into_a_used_output_are_refused(corpus, tmp_path, capsys):
     flags = _flags(corpus) + [f'--output={tmp_path / "out"}']
     run(flags + ['--progress-seconds=0.5'])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith('progress: ')]
-    assert lines and 's of audio' in lines[-1]
+    assert lines and 's of audio encoded' in lines[-1]
     with pytest.raises(ValueError, match='built with other options'):
         run(flags + ['--assortments=1'])
     rebuilt = run(flags + ['--assortments=1', '--overwrite'])
     assert rebuilt.manifest['options']['assortments'] == 1
-
-
-def test_progress_line_reads_the_work_folder(tmp_path):
-    from pipelines.progress import progress_line
-    plans, codes = tmp_path / '_work' / 'plans', tmp_path / '_work' / 'codes'
-    plans.mkdir(parents=True)
-    codes.mkdir()
-    (plans / 's1.json').write_text(json.dumps({'a': 2, 'b': 2}))
-    (plans / 's2.json').write_text(json.dumps({'c': 4}))
-    for name in ('s1--a--0-2', 's1--b--0-1', 's1--b--1-1', 'x--y--0-1'):   # x: a song not planned yet
-        (codes / f'{name}.npz').write_bytes(b'')
-    line = progress_line(str(tmp_path), 10.0, 8.0)
-    assert line.startswith('progress: 1/2 songs') and '40 s of audio (5.00 s/s)' in line and 'ETA for what is planned 8 s' in line
 
 
 def test_segments_stored_during_the_run_are_not_reused_by_it(tmp_path):

@@ -6,6 +6,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from schemas.records import Example
+from transforms.failures import FAILED, MissingCodes, contained, failure
 
 
 class AttachCodesFn(beam.DoFn):
@@ -13,8 +14,9 @@ class AttachCodesFn(beam.DoFn):
         self.examples_missing_codes = Metrics.counter(self.__class__, 'examples_missing_codes')
         self.examples_assembled = Metrics.counter(self.__class__, 'examples_assembled')
 
+    @contained('assemble', lambda element: element[0])
     def process(self, element):
-        _, grouped = element
+        song_id, grouped = element
         encoded = {}
         for part in grouped['encoded']:   # a waveform can arrive in parts (Render's memory budget)
             if part.waveform_id in encoded:
@@ -23,12 +25,19 @@ class AttachCodesFn(beam.DoFn):
                                            scales={**whole.scales, **part.scales},
                                            audio_flac={**whole.audio_flac, **part.audio_flac})
             encoded[part.waveform_id] = part
-        for meta in grouped['examples']:
-            context, target = encoded.get(meta.context_waveform_id), encoded.get(meta.target_waveform_id)
+        metas = list(grouped['examples'])
+        has = lambda waveform, window: waveform is not None and window in waveform.codes   # noqa: E731
+        missing = [m for m in metas if not (has(encoded.get(m.context_waveform_id), m.chunk_index)
+                                            and has(encoded.get(m.target_waveform_id), m.chunk_index))]
+        if missing:   # a waveform of the song failed upstream: the song is dropped whole
+            self.examples_missing_codes.inc(len(missing))
+            yield failure('assemble', song_id, MissingCodes(
+                f'{len(missing)} of {len(metas)} example(s) lack the codes of a waveform (window '
+                f'{missing[0].chunk_index} of {missing[0].target_waveform_id}); the song is left out'), song_id)
+            return
+        for meta in metas:
+            context, target = encoded[meta.context_waveform_id], encoded[meta.target_waveform_id]
             window = meta.chunk_index
-            if context is None or target is None or window not in context.codes or window not in target.codes:
-                self.examples_missing_codes.inc()   # its waveform failed upstream and is in errors/
-                continue
             meta = dataclasses.replace(meta, context_scale=context.scales.get(window),
                                        target_scale=target.scales.get(window))
             self.examples_assembled.inc()
@@ -37,11 +46,12 @@ class AttachCodesFn(beam.DoFn):
 
 
 class AssembleExamples(beam.PTransform):
-    """(examples: (song_id, ExampleMeta), encoded: EncodedWaveform) -> Example."""
+    """(examples: (song_id, ExampleMeta), encoded: EncodedWaveform) -> Example (``examples``) and
+    ``failed`` (songs with examples lacking codes)."""
 
     def expand(self, inputs):
         examples, encoded = inputs
         return ({'examples': examples,
                  'encoded': encoded | 'KeyBySong' >> beam.Map(lambda w: (w.song_id, w))}
                 | 'GroupBySong' >> beam.CoGroupByKey()
-                | 'AttachCodes' >> beam.ParDo(AttachCodesFn()))
+                | 'AttachCodes' >> beam.ParDo(AttachCodesFn()).with_outputs(FAILED, main='examples'))

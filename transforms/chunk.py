@@ -15,6 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.audio_io import rms_dbfs
 from schemas.records import ChunkedWaveform, Segment, Waveform
+from transforms.failures import FAILED, contained
 
 
 class ChunkOptions(PipelineOptions):
@@ -128,6 +129,7 @@ class ChunkFn(beam.DoFn):
         self.spec = spec
         self.keep_audio = keep_audio
 
+    @contained('chunk', lambda waveform: waveform.song_id)
     def process(self, waveform: Waveform):
         Metrics.counter(self.__class__, 'windows_cut').inc(len(waveform.windows))
         yield self.spec.chunked(waveform.song_id, waveform.waveform_id, waveform.audio, waveform.windows,
@@ -140,4 +142,6 @@ class Chunk(beam.PTransform):
         self.fn = ChunkFn(spec, keep_audio)
 
     def expand(self, waveforms):
-        return waveforms | 'CutWindows' >> beam.ParDo(self.fn).with_output_types(ChunkedWaveform)
+        """Waveform -> ChunkedWaveform (main, ``chunked``) and ``failed``."""
+        return waveforms | 'CutWindows' >> beam.ParDo(self.fn).with_output_types(ChunkedWaveform).with_outputs(
+            FAILED, main='chunked')

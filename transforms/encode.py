@@ -28,6 +28,7 @@ from schemas.records import ChunkedWaveform, EncodedWaveform, Segment
 from schemas.shards import write_atomic
 from transforms.codec import BACKENDS, CODECS, PRECISIONS, RUNTIME_NAMES, CodecSettings, load_codec
 from transforms.codec_runtime import AUTO_BATCH_SIZE, identity, load_runtime
+from transforms.failures import FAILED, contained, inject_fault, song_failure
 
 
 # Encode geometry by default: runs of 2 windows with 0.25 s on each side (21 s segments at the
@@ -217,6 +218,7 @@ class SplitSegmentsFn(beam.DoFn):
         self.audio_ms_encoded = Metrics.counter(counters, 'audio_ms_encoded')
         self.waveforms_encoded = Metrics.counter(counters, 'waveforms_encoded')
 
+    @contained('encode', lambda chunked: chunked.song_id)
     def process(self, chunked: ChunkedWaveform):
         key = (chunked.song_id, chunked.waveform_id)
         frames = sum(s.frames * len(s.windows) for s in chunked.segments)
@@ -256,6 +258,7 @@ class EncodeChunksFn(beam.DoFn):
         self.segments_encoded = Metrics.counter(EncodeChunksFn, 'segments_encoded')
         self.batches_encoded = Metrics.counter(EncodeChunksFn, 'batches_encoded')
         self.codec_input_ms = Metrics.counter(EncodeChunksFn, 'codec_input_ms')
+        self.batches_retried = Metrics.counter(EncodeChunksFn, 'batches_retried')   # one segment at a time
 
     def setup(self):
         self.handle = self.shared_handle.acquire(lambda: _CodecHandle(self.settings, self.batch_size),
@@ -271,16 +274,34 @@ class EncodeChunksFn(beam.DoFn):
         queue.append((key, segment, timestamp, window))
         if len(queue) >= self.handle.batch_size:
             del self.queues[length]
-            for part, timestamp, window in self._encode(queue):
-                yield WindowedValue(part, timestamp, [window])
+            yield from self._encode(queue)
 
     def finish_bundle(self):
         queues, self.queues = self.queues, {}
         for _, queue in sorted(queues.items()):
-            for part, timestamp, window in self._encode(queue):
-                yield WindowedValue(part, timestamp, [window])
+            yield from self._encode(queue)
 
     def _encode(self, queue):
+        """Encodes a queue as one batch; if the batch fails, each segment alone (codes do not depend
+        on the batch), so only the segments that fail alone fail their songs."""
+        try:
+            for key, _, _, _ in queue:
+                inject_fault('encode', key[0])
+            parts = list(self._encode_batch(queue))
+        except Exception as e:   # noqa: BLE001 - one bad segment must not fail the others' songs
+            if len(queue) == 1:
+                key, _, timestamp, window = queue[0]
+                yield pvalue.TaggedOutput(FAILED, WindowedValue(song_failure('encode', key[0], e).value,
+                                                                timestamp, [window]))
+                return
+            self.batches_retried.inc()
+            for item in queue:
+                yield from self._encode([item])
+            return
+        for part, timestamp, window in parts:
+            yield WindowedValue(part, timestamp, [window])
+
+    def _encode_batch(self, queue):
         runtime = self.handle.runtime(queue[0][1].audio.shape[-1])
         start = time.perf_counter()
         encoded = encode_batch(runtime, [segment for _, segment, _, _ in queue])
@@ -299,8 +320,9 @@ class EncodeChunksFn(beam.DoFn):
 
 
 class EncodeChunks(beam.PTransform):
-    """ChunkedWaveform -> EncodedWaveform parts (codes of some windows, or FLAC of windows);
-    AssembleExamples and the concept task join a waveform's parts."""
+    """ChunkedWaveform -> {'encoded': EncodedWaveform parts (codes of some windows, or FLAC of
+    windows), 'failed': the songs whose segments failed}; AssembleExamples and the concept task
+    join a waveform's parts."""
 
     def __init__(self, settings: CodecSettings, batch_size: int = 0, write_audio: bool = False,
                  cache_root: str = None):
@@ -311,6 +333,8 @@ class EncodeChunks(beam.PTransform):
 
     def expand(self, chunked):
         segments = chunked | 'SplitSegments' >> beam.ParDo(self.split).with_output_types(
-            typehints.Tuple[typehints.Tuple[str, str], Segment]).with_outputs(SplitSegmentsFn.REUSED, main='segments')
-        encoded = segments.segments | 'EncodeSegments' >> beam.ParDo(self.encode)
-        return (encoded, segments[SplitSegmentsFn.REUSED]) | 'WithReused' >> beam.Flatten()
+            typehints.Tuple[typehints.Tuple[str, str], Segment]).with_outputs(
+            SplitSegmentsFn.REUSED, FAILED, main='segments')
+        encoded = segments.segments | 'EncodeSegments' >> beam.ParDo(self.encode).with_outputs(FAILED, main='encoded')
+        return {'encoded': (encoded.encoded, segments[SplitSegmentsFn.REUSED]) | 'WithReused' >> beam.Flatten(),
+                FAILED: (segments[FAILED], encoded[FAILED]) | 'EncodeFailures' >> beam.Flatten()}

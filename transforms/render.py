@@ -24,6 +24,7 @@ from schemas.shards import write_atomic
 from schemas.taxonomy import instrument_of
 from transforms.augment import augment
 from transforms.distort import distort
+from transforms.failures import FAILED, contained, in_stage
 
 EXAMPLES = 'examples'
 MIX_HEADROOM = 0.99
@@ -36,6 +37,12 @@ class RenderOptions(PipelineOptions):
                             help='Most context audio (MiB) a song holds while waiting for all the targets '
                                  'that share it; past it, contexts are emitted early (a shared context may '
                                  'then be encoded in parts). Default: 1024.')
+
+
+def plan_document(waveforms: dict, examples: int) -> bytes:
+    """A song's plan file in the work folder (the progress line reads it): {waveform id: windows
+    to encode} and the number of examples they make."""
+    return json.dumps({'waveforms': waveforms, 'examples': int(examples)}, sort_keys=True).encode('utf-8')
 
 
 def headroom_gain(audio: np.ndarray) -> float:
@@ -80,21 +87,27 @@ class RenderFn(beam.DoFn):
 
     def _context(self, song, plan):
         # No context stems (a whole-mix song): a silent context.
-        mix = augment(sum_audio((song.audio[n] for n in plan.context), song.audio[plan.target]),
-                      self.spec.sample_rate_hz, plan.augmentation)
+        song_id = song.ref.song_id
+        with in_stage('augment', song_id):
+            mix = augment(sum_audio((song.audio[n] for n in plan.context), song.audio[plan.target]),
+                          self.spec.sample_rate_hz, plan.augmentation)
         gain = headroom_gain(mix)
         mix = (mix * np.float32(gain)).astype(np.float32)
-        return distort(mix, self.spec.sample_rate_hz, plan.distortion), gain
+        with in_stage('distort', song_id):
+            return distort(mix, self.spec.sample_rate_hz, plan.distortion), gain
 
+    @contained('render', lambda planned: planned.song.ref.song_id)
     def process(self, planned: PlannedSong):
-        windows = {}
+        windows, examples = {}, 0
         for waveform in self._render(planned):
             if isinstance(waveform, Waveform):
-                windows[waveform.waveform_id] = len(waveform.windows)
+                windows[waveform.waveform_id] = windows.get(waveform.waveform_id, 0) + len(waveform.windows)
+            else:
+                examples += 1
             yield waveform
         if self.plans_root:   # every song rendered, with or without windows (the progress line counts it)
             write_atomic(FileSystems.join(self.plans_root, f'{planned.song.ref.song_id}.json'),
-                         json.dumps(windows, sort_keys=True).encode('utf-8'))
+                         plan_document(windows, examples))
 
     def _render(self, planned: PlannedSong):
         song = planned.song
@@ -114,7 +127,8 @@ class RenderFn(beam.DoFn):
         for key in sorted(groups):
             plans = groups[key]
             start = time.perf_counter()
-            target = augment(song.audio[plans[0].target], self.spec.sample_rate_hz, plans[0].augmentation)
+            with in_stage('augment', song.ref.song_id):
+                target = augment(song.audio[plans[0].target], self.spec.sample_rate_hz, plans[0].augmentation)
             self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
             kept, dropped = self.spec.non_silent(target, self.silence_db)
             self.windows_silent.inc(dropped)
@@ -173,7 +187,7 @@ class RenderFn(beam.DoFn):
 
 
 class Render(beam.PTransform):
-    """Outputs ``waveforms`` (main) and ``examples`` ((song_id, ExampleMeta))."""
+    """Outputs ``waveforms`` (main), ``examples`` ((song_id, ExampleMeta)) and ``failed``."""
 
     def __init__(self, spec, silence_db, codec_name, weights_id, frame_rate, precision='fp32', plans_root=None,
                  buffer_mb=1024):
@@ -182,4 +196,4 @@ class Render(beam.PTransform):
 
     def expand(self, planned):
         return planned | 'MixContexts' >> beam.ParDo(self.fn).with_output_types(Waveform).with_outputs(
-            EXAMPLES, main='waveforms')
+            EXAMPLES, FAILED, main='waveforms')

@@ -12,7 +12,6 @@ Shard writers and the folder/metadata exports are in concept_export.py.
 """
 import dataclasses
 import hashlib
-import json
 import math
 import re
 import unicodedata
@@ -34,7 +33,8 @@ from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normal
 from transforms.chunk import WindowSpec
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
-from transforms.failures import FAILED
+from transforms.failures import FAILED, contained
+from transforms.render import plan_document
 from transforms.tasks.concept_export import (LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
                                              sample_bytes)
 from transforms.tasks.task import RECORDS, Task
@@ -161,6 +161,7 @@ class CutFragmentsFn(beam.DoFn):
         self.songs_no_concept = Metrics.counter(self.__class__, 'songs_no_concept')
         self.songs_no_audible = Metrics.counter(self.__class__, 'songs_no_audible_fragment')
 
+    @contained('cut', lambda song: song.ref.song_id)
     def process(self, song: LoadedSong):
         wanted = []
         for instance in sorted(song.audio):
@@ -178,7 +179,7 @@ class CutFragmentsFn(beam.DoFn):
             return
         if self.plans_root:
             write_atomic(FileSystems.join(self.plans_root, f'{song.ref.song_id}.json'),
-                         json.dumps(kept, sort_keys=True).encode('utf-8'))
+                         plan_document(kept, sum(kept.values())))
         for instance, concept, stem_label, audible in wanted:
             if audible:
                 yield self._stem(song, instance, concept, stem_label, audible)
@@ -221,6 +222,7 @@ class JoinFragmentsFn(beam.DoFn):
     """(stem key, {'metas': [metas], 'encoded': [EncodedWaveform parts]}) -> ConceptFragment per
     fragment whose codes arrived (a stem whose encode failed is in errors/)."""
 
+    @contained('assemble', lambda element: element[0][0])
     def process(self, element):
         _, grouped = element
         codes, scales, flac = {}, {}, {}
@@ -293,20 +295,22 @@ class ConceptTask(Task):
 
     def expand(self, songs):
         args, codec = self.args, self.codec
-        stems = songs | 'CutFragments' >> beam.ParDo(CutFragmentsFn(
+        cut = songs | 'CutFragments' >> beam.ParDo(CutFragmentsFn(
             self.window, args.silence_db, self.from_folder, self.concepts,
             (codec.name, codec.weights_id, codec.precision, codec.spec.frame_rate),
-            plans_root=work_path(args.output, 'plans')))
+            plans_root=work_path(args.output, 'plans'))).with_outputs(FAILED, main='stems')
+        stems = cut.stems
         key = lambda waveform: (waveform.song_id, waveform.waveform_id)   # noqa: E731
         encoded = (stems
                    | 'Fragments' >> beam.Map(lambda stem: stem.chunked).with_output_types(ChunkedWaveform)
                    | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, write_audio=True,
                                                   cache_root=work_path(args.output, 'codes')))
         fragments = ({'metas': stems | 'KeyMetas' >> beam.Map(lambda stem: (key(stem.chunked), stem.metas)),
-                      'encoded': encoded | 'KeyParts' >> beam.Map(lambda part: (key(part), part))}
+                      'encoded': encoded['encoded'] | 'KeyParts' >> beam.Map(lambda part: (key(part), part))}
                      | 'GroupByStem' >> beam.CoGroupByKey()
-                     | 'JoinFragments' >> beam.ParDo(JoinFragmentsFn()))
-        return {RECORDS: fragments, FAILED: None}
+                     | 'JoinFragments' >> beam.ParDo(JoinFragmentsFn()).with_outputs(FAILED, main='fragments'))
+        failures = (cut[FAILED], encoded[FAILED], fragments[FAILED]) | 'ConceptFailures' >> beam.Flatten()
+        return {RECORDS: fragments.fragments, FAILED: failures}
 
     def exports(self, records, root: str):
         return records | 'ExportConcepts' >> ExportConcepts(root)

@@ -5,6 +5,8 @@ context waveform once) -> Chunk (runs of windows) -> EncodeChunks (batches acros
 AssembleExamples (joins a waveform's parts). Audio is decoded at the
 codec's rate and channel count.
 """
+import apache_beam as beam
+
 from pipelines.run_state import work_path
 from schemas.webdataset import sample_bytes
 from transforms.assemble import AssembleExamples
@@ -66,12 +68,13 @@ class ContinuationTask(Task):
                                          spec.frame_rate, codec.precision,
                                          plans_root=work_path(args.output, 'plans'),
                                          buffer_mb=args.render_buffer_mb))
-        encoded = (rendered.waveforms
-                   | 'Chunk' >> Chunk(self.window, keep_audio=args.write_audio)
-                   | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, args.write_audio,
-                                                  cache_root=work_path(args.output, 'codes')))
-        examples = (rendered[EXAMPLES], encoded) | 'AssembleExamples' >> AssembleExamples()
-        return {RECORDS: examples, FAILED: None}
+        chunked = rendered.waveforms | 'Chunk' >> Chunk(self.window, keep_audio=args.write_audio)
+        encoded = chunked.chunked | 'EncodeChunks' >> EncodeChunks(
+            codec, args.encode_batch_size, args.write_audio, cache_root=work_path(args.output, 'codes'))
+        examples = (rendered[EXAMPLES], encoded['encoded']) | 'AssembleExamples' >> AssembleExamples()
+        failures = ((rendered[FAILED], chunked[FAILED], encoded[FAILED], examples[FAILED])
+                    | 'ContinuationFailures' >> beam.Flatten())
+        return {RECORDS: examples.examples, FAILED: failures}
 
     def summary(self, manifest: dict, metrics: dict) -> list:
         get = lambda name: int(metrics.get(name, 0))

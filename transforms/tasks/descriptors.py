@@ -24,7 +24,7 @@ from schemas.shards import join, write_atomic
 from schemas.taxonomy import WHOLE_MIX
 from transforms.descriptor_features import (COLUMNS, INDEX_FEATURES, add_moments, block_moments, check_hop, describe,
                                             index_features, settings)
-from transforms.failures import FAILED
+from transforms.failures import FAILED, contained
 from transforms.tasks.task import RECORDS, Task
 from transforms.write import _assign_shard
 
@@ -79,6 +79,7 @@ class DescribeSongFn(beam.DoFn):
         self.frames_described = Metrics.counter(self.__class__, 'frames_described')
         self.stems_silent = Metrics.counter(self.__class__, 'stems_skipped_silent')
 
+    @contained('describe', lambda song: song.ref.song_id)
     def process(self, song):
         instruments = {s.instance: s.instrument for s in song.ref.stems}
         if 'stems' in self.parts:
@@ -177,8 +178,8 @@ class DescriptorsTask(Task):
 
     def expand(self, songs):
         blocks = songs | 'DescribeSongs' >> beam.ParDo(
-            DescribeSongFn(self.args.sample_rate, self.args.hop_length, self.parts))
-        return {RECORDS: blocks, FAILED: None}
+            DescribeSongFn(self.args.sample_rate, self.args.hop_length, self.parts)).with_outputs(FAILED, main='blocks')
+        return {RECORDS: blocks.blocks, FAILED: blocks[FAILED]}
 
     def exports(self, records, root: str):
         """stats.json (moments summed per split by a CombineFn), then the index parts z-scored

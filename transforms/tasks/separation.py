@@ -22,7 +22,7 @@ from schemas.ids import stable_id
 from schemas.separation import (FLAC_SUBTYPE, MIXTURE, RMS_FLOOR_DB, WRITERS, SeparatedSong, SeparationExample,
                                 SeparationMeta, level_db, sample_bytes)
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, normalize_label
-from transforms.failures import FAILED
+from transforms.failures import FAILED, contained
 from transforms.render import headroom_gain
 from transforms.tasks.separation_export import (FOLDERS, SPLEETER_CSV, ExportTracks, folder_path, parse_exports,
                                                 track_name)
@@ -136,6 +136,7 @@ class SeparateSongFn(beam.DoFn):
         self.targets_silenced = Metrics.counter(self.__class__, 'targets_filled_silence')
         self.songs_scaled = Metrics.counter(self.__class__, 'songs_scaled_to_avoid_clipping')
 
+    @contained('separate', lambda song: song.ref.song_id)
     def process(self, song):
         stems = [s for s in song.ref.stems if s.instance in song.audio]
         assigned, rest = assign_stems(stems, self.targets)
@@ -201,6 +202,7 @@ class CutChunksFn(beam.DoFn):
         self.songs_too_short = Metrics.counter(self.__class__, 'songs_too_short')
         self.songs_all_silent = Metrics.counter(self.__class__, 'songs_all_windows_silent')
 
+    @contained('cut', lambda song: song.ref.song_id)
     def process(self, song: SeparatedSong):
         starts = self.geometry.starts(song.num_samples)
         if not starts:
@@ -316,13 +318,16 @@ class SeparationTask(Task):
             'mixture': 'sum of all the song\'s stems (targets plus stems no target takes), scaled by gain'}}
 
     def expand(self, songs):
-        separated = songs | 'SeparateSongs' >> beam.ParDo(SeparateSongFn(self.targets, self.args.fill_missing))
+        separate = songs | 'SeparateSongs' >> beam.ParDo(SeparateSongFn(
+            self.targets, self.args.fill_missing)).with_outputs(FAILED, main='songs')
+        separated = separate.songs
         chunks = separated | 'CutChunks' >> beam.ParDo(CutChunksFn(
             self.geometry, self.args.min_rms_db, {t.name: t.label for t in self.targets}, self.identity(),
-            FOLDERS in self.wanted_exports))
+            FOLDERS in self.wanted_exports)).with_outputs(FAILED, main='chunks')
         self._exported = [separated | 'ExportTracks' >> ExportTracks(
             self.args.output, self.wanted_exports, [t.name for t in self.targets])] if self.wanted_exports else []
-        return {RECORDS: chunks, FAILED: None}
+        failures = (separate[FAILED], chunks[FAILED]) | 'SeparationFailures' >> beam.Flatten()
+        return {RECORDS: chunks.chunks, FAILED: failures}
 
     def exports(self, records, root: str):
         """The exports' ExportedFile PCollections, made in expand from the whole separated songs

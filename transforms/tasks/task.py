@@ -20,7 +20,8 @@ RECORDS = 'records'
 class Task(beam.PTransform):
     """Base of every task. Subclasses set NAME, DEFAULTS and WRITERS, and define
     ``audio_format() -> (sample rate Hz, channels)`` (what LoadStems decodes every stem to)
-    and ``expand(songs) -> {RECORDS: records, FAILED: failures}``."""
+    and ``expand(songs) -> {RECORDS: records, FAILED: failures}`` (a PCollection of FailedRecords,
+    possibly empty; ContainFailures drops every record of a song in it)."""
 
     NAME = ''
     # Flag defaults of this task, applied when the flag was left at the parser's default.
