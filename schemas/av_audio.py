@@ -97,6 +97,10 @@ def decode_streams(data: bytes, name: str, streams, max_seconds: float) -> dict:
                                                   f'({len(found)} audio streams)')
                 continue
             stream = found[index]
+            if stream.codec_context is None:    # a stream FFmpeg has no decoder for
+                results[index] = AudioDecodeError(f'{label}: audio stream {index} has no decoder '
+                                                  f'(codec {getattr(stream, "codec", None)!r})')
+                continue
             try:
                 check_header(label, int(stream.codec_context.sample_rate or 0), int(stream.codec_context.channels),
                              _duration(stream, container), max_seconds)

@@ -5,6 +5,7 @@ joined into output paths; a member whose name escapes the archive root fails the
 archive (zip-slip), and decompressed sizes are bounded.
 """
 import hashlib
+import lzma
 import os
 import posixpath
 import zipfile
@@ -71,7 +72,8 @@ class ZipSong:
         try:
             with self._zip.open(member) as handle:
                 data = handle.read(self.limit_bytes + 1)
-        except (zipfile.BadZipFile, EOFError, OSError) as e:
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError, NotImplementedError) as e:
+            # a damaged stream, or a compression method or its options this zipfile cannot read
             raise InputError(f'{self.path}: member {member!r} cannot be read ({type(e).__name__}: {e})') from e
         except RuntimeError as e:  # encrypted members
             raise InputError(f'{self.path}: member {member!r} cannot be read ({e})') from e

@@ -40,6 +40,8 @@ def load_data_json(data: bytes, path: str) -> dict:
         meta = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f'{path}: not valid JSON ({e})') from e
+    except RecursionError as e:
+        raise InputError(f'{path}: JSON nested too deeply to parse') from e
     if not isinstance(meta, dict) or not isinstance(meta.get('stems'), list):
         raise InputError(f'{path}: expected an object with a "stems" list')
     return meta

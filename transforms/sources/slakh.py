@@ -45,6 +45,8 @@ def load_metadata(data: bytes, path: str) -> dict:
     except yaml.YAMLError as e:
         raise InputError(f'{path}: not safe, parsable YAML ({type(e).__name__}: '
                          f'{str(e).splitlines()[0] if str(e) else e})') from e
+    except RecursionError as e:
+        raise InputError(f'{path}: YAML nested too deeply to parse') from e
     if not isinstance(meta, dict) or not isinstance(meta.get('stems'), dict):
         raise InputError(f'{path}: expected a mapping with a "stems" mapping')
     return meta
