@@ -116,3 +116,35 @@ def test_waveform_parts_are_merged_before_examples_are_assembled():
                EncodedWaveform('s', 'tgt', {0: codes(3), 1: codes(4)})]
     out = list(AttachCodesFn().process(('s', {'examples': [meta], 'encoded': encoded})))
     assert len(out) == 1 and out[0].context_codes[0, 0] == 2 and out[0].target_codes[0, 0] == 4
+
+
+def test_target_and_context_share_one_level_gain_so_a_louder_variant_keeps_their_ratio():
+    from schemas.records import AugmentParams
+    rng = np.random.default_rng(2)
+    audio = {n: (0.45 * rng.uniform(-1, 1, (1, 2000))).astype(np.float32) for n in ('drums', 'bass', 'guitar')}
+    audio['guitar'] *= 2      # a loud target: 0.9 peak
+    ref = SongRef(song_id='s', artist='A', title='t', source='stems', input_path='p', container='zip',
+                  content_sha256='0')
+    song = LoadedSong(ref=ref, sample_rate_hz=1000, audio=audio, split='train')
+    louder = AugmentParams(gain_db=4.0)
+    plans = (ExamplePlan('guitar', ('bass', 'drums'), 0), ExamplePlan('guitar', ('drums',), 1),
+             ExamplePlan('guitar', ('bass', 'drums'), 0, variant=1, augmentation=louder),
+             ExamplePlan('guitar', ('drums',), 1, variant=1, augmentation=louder))
+    out = list(RenderFn(_spec(), -50, 'encodec_32khz', 'random:0', 100.0).process(PlannedSong(song, plans)))
+    waves = {o.waveform_id: o.audio for o in out if not hasattr(o, 'tag')}
+    metas = [o.value[1] for o in out if getattr(o, 'tag', None) == EXAMPLES]
+    rms = lambda a: float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))   # noqa: E731
+    ratios = {}
+    for meta in metas:
+        target, context = waves[meta.target_waveform_id], waves[meta.context_waveform_id]
+        assert max(np.max(np.abs(target)), np.max(np.abs(context))) <= 0.99 + 1e-6     # nothing clips
+        lift = 10 ** (4 / 20) if meta.variant else 1.0
+        # the target carries the gain its contexts carry, and mix_gain says which
+        np.testing.assert_allclose(target, audio['guitar'] * lift * meta.mix_gain, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(context, sum(audio[n] for n in meta.context_stems) * lift * meta.mix_gain,
+                                   rtol=1e-5, atol=1e-6)
+        ratios.setdefault(meta.context_stems, set()).add(round(rms(target) / rms(context), 5))
+    assert {m.variant for m in metas} == {0, 1} and min(m.mix_gain for m in metas) < 1.0
+    assert all(len(r) == 1 for r in ratios.values()), ratios     # +4 dB keeps target-to-context
+    # one gain per augmentation: the originals share one, the +4 dB variant another
+    assert len({(m.variant, m.mix_gain) for m in metas}) == 2

@@ -2,7 +2,10 @@
 its examples.
 
 A target is its stem, augmented for variants. A context is the sum of its stems, augmented
-like its target, scaled by one gain that keeps it from clipping, then distorted. Each
+like its target, then distorted. Target and context are level-handled alike: the waveforms that
+share an augmentation (the originals of every target; each variant's target and its contexts)
+are scaled by one gain, the one that keeps the loudest of them from clipping (recorded as
+``mix_gain``), so a +4 dB variant keeps its target-to-context ratio. Each
 distinct waveform is emitted once, with the windows some example needs, however many
 examples share it, and as soon as the last plan that uses it has been rendered, so a song
 never holds more than the waveforms still waiting for a window list.
@@ -51,6 +54,11 @@ def headroom_gain(audio: np.ndarray) -> float:
     return min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
 
 
+def scaled(audio: np.ndarray, gain: float) -> np.ndarray:
+    """``audio`` times ``gain`` as float32 (the same array when the gain is 1)."""
+    return audio if gain == 1.0 else (audio * np.float32(gain)).astype(np.float32)
+
+
 def mix_stems(audio: dict, names) -> tuple:
     """Sums stems and scales the sum so its peak is at most MIX_HEADROOM; returns (mix, gain)."""
     mix = sum_audio(audio[n] for n in names)
@@ -85,16 +93,47 @@ class RenderFn(beam.DoFn):
                          [d.to_dict() for d in distortion], self.spec.sample_rate_hz, self.spec.chunk,
                          self.spec.hop, self.spec.keep_partial)
 
-    def _context(self, song, plan):
-        # No context stems (a whole-mix song): a silent context.
-        song_id = song.ref.song_id
-        with in_stage('augment', song_id):
-            mix = augment(sum_audio((song.audio[n] for n in plan.context), song.audio[plan.target]),
-                          self.spec.sample_rate_hz, plan.augmentation)
-        gain = headroom_gain(mix)
-        mix = (mix * np.float32(gain)).astype(np.float32)
-        with in_stage('distort', song_id):
-            return distort(mix, self.spec.sample_rate_hz, plan.distortion), gain
+    def _mix(self, song, plan):
+        """A context's stems summed and augmented, before the level gain and distortion (no context
+        stems, a whole-mix song: a silent context)."""
+        with in_stage('augment', song.ref.song_id):
+            return augment(sum_audio((song.audio[n] for n in plan.context), song.audio[plan.target]),
+                           self.spec.sample_rate_hz, plan.augmentation)
+
+    def _target(self, song, plan):
+        with in_stage('augment', song.ref.song_id):
+            return augment(song.audio[plan.target], self.spec.sample_rate_hz, plan.augmentation)
+
+    def _level(self, song, groups, held) -> float:
+        """One gain for the targets and contexts that share an augmentation (``groups``: their
+        plans): the gain that keeps the loudest of them at MIX_HEADROOM, so every target keeps its
+        level relative to its contexts. Audio computed here is kept in ``held`` (keyed by the
+        waveform id before distortion) for rendering, up to the memory budget."""
+        song_id, peak, held_bytes = song.ref.song_id, 0.0, 0
+        for plans in groups:
+            for wave_id, make in [(self._wave_id(song_id, [plans[0].target], plans[0]),
+                                   lambda p=plans[0]: self._target(song, p))] + [
+                    (self._wave_id(song_id, plan.context, plan), lambda p=plan: self._mix(song, p)) for plan in plans]:
+                if wave_id in held:
+                    continue
+                start = time.perf_counter()
+                audio = make()
+                self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
+                peak = max(peak, float(np.max(np.abs(audio))) if audio.size else 0.0)
+                held[wave_id] = audio if held_bytes + audio.nbytes <= self.buffer_bytes else None
+                held_bytes += audio.nbytes if held[wave_id] is not None else 0
+        return min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
+
+    def _held(self, held, wave_id, make):
+        """Audio the level pass kept, handed over once (else computed again)."""
+        audio = held.pop(wave_id, None)
+        return make() if audio is None else audio
+
+    def _context(self, song, plan, held, gain):
+        mix = self._held(held, self._wave_id(song.ref.song_id, plan.context, plan), lambda: self._mix(song, plan))
+        mix = scaled(mix, gain)
+        with in_stage('distort', song.ref.song_id):
+            return distort(mix, self.spec.sample_rate_hz, plan.distortion)
 
     @contained('render', lambda planned: planned.song.ref.song_id)
     def process(self, planned: PlannedSong):
@@ -123,34 +162,42 @@ class RenderFn(beam.DoFn):
         for key, plans in groups.items():
             for plan in plans:
                 last_user[self._wave_id(song.ref.song_id, plan.context, plan, plan.distortion)] = key
-        pending, emitted, gains, emitted_any = {}, {}, {}, False
+        # Waveforms sharing an augmentation (every original; a variant's target and contexts) share
+        # one level gain, computed over all of them before the first is emitted.
+        by_level = {}
+        for key in sorted(groups):
+            by_level.setdefault(self._level_key(groups[key][0]), []).append(key)
+        pending, emitted, gains, held, emitted_any = {}, {}, {}, {}, False
         for key in sorted(groups):
             plans = groups[key]
+            level = self._level_key(plans[0])
+            if level not in gains:
+                held = {}
+                gains[level] = self._level(song, [groups[k] for k in by_level[level]], held)
+            gain = gains[level]
+            target_id = self._wave_id(song.ref.song_id, [plans[0].target], plans[0])
             start = time.perf_counter()
-            with in_stage('augment', song.ref.song_id):
-                target = augment(song.audio[plans[0].target], self.spec.sample_rate_hz, plans[0].augmentation)
+            target = self._held(held, target_id, lambda: self._target(song, plans[0]))
             self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
             kept, dropped = self.spec.non_silent(target, self.silence_db)
             self.windows_silent.inc(dropped)
             if not self.spec.starts(target.shape[-1]):
                 self.variants_too_short.inc()
-            target_id = self._wave_id(song.ref.song_id, [plans[0].target], plans[0])
             if kept:
                 emitted_any = True
-                yield self._waveform(song, target_id, target, kept)
+                yield self._waveform(song, target_id, scaled(target, gain), kept)
             for plan in plans:
                 context_id = self._wave_id(song.ref.song_id, plan.context, plan, plan.distortion)
                 missing = set(kept) - emitted.get(context_id, set())
                 if missing and context_id not in pending:
                     start = time.perf_counter()
-                    audio, gains[context_id] = self._context(song, plan)
+                    pending[context_id] = (self._context(song, plan, held, gain), set())
                     self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
-                    pending[context_id] = (audio, set())
                 if missing:
                     pending[context_id][1].update(missing)
                 for window in kept:
                     yield pvalue.TaggedOutput(EXAMPLES, (song.ref.song_id, self._meta(
-                        song, plan, context_id, target_id, window, gains[context_id])))
+                        song, plan, context_id, target_id, window, gain)))
                 if context_id in pending and last_user[context_id] == key:
                     yield from self._flush(song, pending, emitted, [context_id])
                 if sum(a.nbytes for a, _ in pending.values()) > self.buffer_bytes:
@@ -158,6 +205,11 @@ class RenderFn(beam.DoFn):
                     yield from self._flush(song, pending, emitted, sorted(pending))
         if not emitted_any:
             self.songs_all_silent.inc()
+
+    @staticmethod
+    def _level_key(plan):
+        return plan.variant, None if plan.augmentation is None else json.dumps(plan.augmentation.to_dict(),
+                                                                                sort_keys=True)
 
     def _flush(self, song, pending, emitted, context_ids):
         """Emits pending contexts with the windows gathered so far. A context flushed before its
