@@ -25,6 +25,7 @@ from runners.dask import NAME as DASK_RUNNER, RUNNER_NAMES as DASK_NAMES
 from runners.direct import RUNNER as LOCAL_RUNNER
 from runners.registry import with_preset
 from schemas.manifest import add_counters, read_errors, read_manifest, write_counters
+from schemas.card import package_version, write_card
 from schemas.shards import join
 from transforms.decode import LoadStems
 from transforms.dedup import DUPLICATES, SkipDuplicates, duplicate_failure
@@ -266,6 +267,7 @@ def run(argv=None) -> BuildResult:
         print(line)
     write_counters(args.output, metrics)
     manifest = add_counters(args.output, manifest, metrics)
+    write_card(args.output, manifest, vars(make_parser().parse_args([])), package_version())
     finish(args.output)
     if manifest['totals']['examples'] == 0:
         raise NothingBuilt(explain_nothing_built(manifest, read_errors(args.output), metrics, args.input,

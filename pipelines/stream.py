@@ -27,9 +27,11 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from pipelines.build import BuildResult, counters, manifest_info, summarize
 from pipelines.report import write_report
+from pipelines.options import make_parser
 from pipelines.run_state import delete_dataset, finish
 from pipelines.stream_graph import unbounded_graph, window_graph
 from runners.direct import RUNNER as LOCAL_RUNNER
+from schemas.card import package_version, write_card
 from schemas.manifest import MANIFEST_NAME, add_counters, read_counters, read_manifest, write_counters
 from schemas.shards import join
 from schemas.windows import (archive_item, ledger_of, next_sequence, orphan_files, part_path, read_part, read_parts,
@@ -184,7 +186,8 @@ class StreamDriver:
             self.metrics[name] = self.metrics.get(name, 0) + value
             dataset[name] = dataset.get(name, 0) + value
         write_counters(self.args.output, dataset)
-        add_counters(self.args.output, read_manifest(self.args.output), dataset)
+        manifest = add_counters(self.args.output, read_manifest(self.args.output), dataset)
+        write_card(self.args.output, manifest, vars(make_parser().parse_args([])), package_version())  # every window
 
 
 def window_line(part: dict) -> str:

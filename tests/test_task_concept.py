@@ -66,7 +66,8 @@ def stems_build(tmp_path_factory):
     second = {'Guitar 2.wav': wav_bytes(synth_stems(70, 1.5, RATE_IN)['guitar'])}
     write_song(str(base / 'in'), 'Ana', 'one', 1, seconds=1.5, extra=second)
     write_song(str(base / 'in'), 'Bo', 'two', 2, seconds=1.0, as_folder=True)
-    return run([f'--input={base / "in"}', f'--output={base / "out"}', '--concepts=guitar,bass'] + FLAGS)
+    return run([f'--input={base / "in"}', f'--output={base / "out"}', '--concepts=guitar,bass',
+                '--export=audiocraft'] + FLAGS)
 
 
 def _samples(root):
@@ -113,7 +114,8 @@ def _check_read_back(root, manifest):
 
 def _check_folders(root, manifest, samples, metas, codes):
     """concept/ files and metadata files: they exist, decode, match the shards and the manifest."""
-    listed = {p['path']: p for export in manifest['exports'].values() for p in export['paths']}
+    listed = {p['path']: p for name, export in manifest['exports'].items() for p in export['paths']
+              if not name.startswith('audiocraft')}      # checked by check_audiocraft
     on_disk = {os.path.relpath(p, root) for p in glob.glob(f'{root}/concept/**/*', recursive=True) if os.path.isfile(p)}
     assert on_disk | set(METADATA_FILES.values()) == set(listed)
     for path, entry in listed.items():
@@ -262,3 +264,11 @@ def test_verify_checks_the_shards_and_the_concept_folders(folders_build):
     results = run_checks(scan)
     assert all(ok for _, ok, _ in results), results
     assert scan.exports == sum(e['files'] for e in folders_build.manifest['exports'].values()) > 0
+
+
+def test_concept_exports_audiocraft_and_datasets_loads_its_card(stems_build):
+    from tests.test_trainer_formats import check_audiocraft, load_with_datasets
+    lines = check_audiocraft(stems_build.output, stems_build.manifest)
+    assert {i['instrument'] for _, _, i in lines} == {'guitar', 'bass'}
+    assert all(i['description'].endswith(' solo') for _, _, i in lines)
+    load_with_datasets(stems_build.output, stems_build.manifest)

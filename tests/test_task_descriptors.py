@@ -317,3 +317,13 @@ def test_verify_checks_the_table_and_the_index(built, tmp_path):
     assert not results['no unlisted shards'][0] and 'descriptors/split=train/stray.parquet' in results['no unlisted shards'][1]
     assert not results['exports intact'][0] and os.path.relpath(index, copy) in results['exports intact'][1]
     assert results['shards exist'][0] and results['shards intact'][0]
+
+
+def test_datasets_loads_the_card_of_a_descriptors_build(built):
+    from tests.test_trainer_formats import load_with_datasets
+    import pyarrow.parquet as pq
+    result = built[0]
+    rows = {split: sum(pq.read_metadata(os.path.join(result.output, s['path'])).num_rows
+                       for s in stats['shards']['descriptors'])
+            for split, stats in result.manifest['splits'].items()}     # a block of frames is many rows
+    load_with_datasets(result.output, result.manifest, rows)

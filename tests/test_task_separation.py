@@ -261,7 +261,9 @@ def test_slakh_target_labels_name_members_and_keep_the_source_names(tmp_path):
     (['--task=separation', '--fill-missing=reserve', '--source=slakh', '--targets=other',
       '--target-labels=Drums'], 'canonical classes'),
     (['--targets=vocals'], '--targets: option(s) of --task=separation'),
-    (['--export=folders', '--min-rms-db=-40'], '--min-rms-db, --export: option(s) of --task=separation'),
+    (['--export=folders', '--min-rms-db=-40'], '--min-rms-db: option(s) of --task=separation'),
+    (['--export=folders'], "--export: ['folders'] not for --task=continuation"),
+    (['--task=separation', '--export=audiocraft'], "unknown export(s) ['audiocraft']"),
 ])
 def test_options_that_would_do_nothing_or_cannot_work_are_refused(tmp_path, capsys, flags, message):
     os.makedirs(tmp_path / 'in')
@@ -341,3 +343,8 @@ def test_verify_checks_the_shards_and_every_exported_file(silence_build, tmp_pat
     assert not results['exports intact'][0] and results['shards intact'][0]
     assert os.path.relpath(wav, copy) in results['exports intact'][1]
     assert 'missing: spleeter/train.csv' in results['exports intact'][1]
+
+
+def test_datasets_loads_the_card_of_a_separation_build(silence_build):
+    from tests.test_trainer_formats import load_with_datasets
+    load_with_datasets(silence_build.output, silence_build.manifest)

@@ -34,6 +34,7 @@ from transforms.chunk import WindowSpec
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED, contained
+from transforms.tasks.audiocraft_export import ExportAudiocraft, concept_item, parse_audiocraft_export
 from transforms.render import plan_document
 from transforms.tasks.concept_export import (LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
                                              sample_bytes)
@@ -263,11 +264,13 @@ class ConceptTask(Task):
     DEFAULTS = {'chunk_seconds': 5.0}
     OPTIONS = ConceptOptions
     WRITERS = WRITERS
+    SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
     size_of = staticmethod(sample_bytes)
 
     def __init__(self, args, beam_options):
         super().__init__(args, beam_options)
         check_flags(args)
+        self.audiocraft = parse_audiocraft_export(args.export, self.NAME)
         self.codec = codec_settings(args, beam_options)
         spec = self.codec.spec
         self.window = WindowSpec(args.chunk_seconds, None, 0.0, spec.sample_rate_hz, spec.hop_length,
@@ -313,7 +316,10 @@ class ConceptTask(Task):
         return {RECORDS: fragments.fragments, FAILED: failures}
 
     def exports(self, records, root: str):
-        return records | 'ExportConcepts' >> ExportConcepts(root)
+        exported = records | 'ExportConcepts' >> ExportConcepts(root)
+        if self.audiocraft:
+            exported += records | 'ExportAudiocraft' >> ExportAudiocraft(root, concept_item)
+        return exported
 
     def summary(self, manifest: dict, metrics: dict) -> list:
         get = lambda name: int(metrics.get(name, 0))

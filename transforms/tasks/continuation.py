@@ -11,6 +11,7 @@ from pipelines.run_state import work_path
 from schemas.webdataset import sample_bytes
 from transforms.assemble import AssembleExamples
 from transforms.augment import AugmentSettings
+from transforms.tasks.audiocraft_export import ExportAudiocraft, continuation_item, parse_audiocraft_export
 from transforms.chunk import Chunk, WindowSpec
 from transforms.distort import DistortSettings
 from transforms.codec_runtime import identity as codec_identity
@@ -27,9 +28,13 @@ class ContinuationTask(Task):
     DEFAULTS = {'chunk_seconds': 10.24}
     DEMO_DEFAULTS = {'target_stem': ['guitar'], 'assortments': 4, 'augmentations': 1}
     WRITERS = WRITERS
+    SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
 
     def __init__(self, args, beam_options):
         super().__init__(args, beam_options)
+        self.audiocraft = parse_audiocraft_export(args.export, self.NAME)
+        if self.audiocraft and not args.write_audio:
+            raise ValueError('--export=audiocraft lists each example\'s target audio: add --write-audio')
         if args.fill_missing == 'silence':
             raise ValueError('--fill-missing=silence is for --task=separation (a silent target teaches '
                              'continuation nothing); use skip or reserve')
@@ -75,6 +80,9 @@ class ContinuationTask(Task):
         failures = ((rendered[FAILED], chunked[FAILED], encoded[FAILED], examples[FAILED])
                     | 'ContinuationFailures' >> beam.Flatten())
         return {RECORDS: examples.examples, FAILED: failures}
+
+    def exports(self, records, root: str):
+        return records | 'ExportAudiocraft' >> ExportAudiocraft(root, continuation_item) if self.audiocraft else []
 
     def summary(self, manifest: dict, metrics: dict) -> list:
         get = lambda name: int(metrics.get(name, 0))

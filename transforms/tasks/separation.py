@@ -55,10 +55,12 @@ class SeparationOptions(PipelineOptions):
                             help='--task=separation: drop a chunk whose mixture, or every target, has an RMS '
                                  'below this (dBFS); counted. Default: -60.')
         parser.add_argument('--export', action='append', default=None,
-                            help='--task=separation: also write whole tracks. folders: <out>/folders/<split>/'
-                                 '<track>/{mixture,<target>}.wav (MUSDB18-HQ layout); spleeter-csv: <out>/'
-                                 'spleeter/<split>.csv for Spleeter\'s train_csv/validation_csv (implies '
-                                 'folders). Comma-separated or repeated. Default: none.')
+                            help='Extra outputs beside the shards. --task=separation: folders: <out>/folders/'
+                                 '<split>/<track>/{mixture,<target>}.wav (MUSDB18-HQ layout); spleeter-csv: '
+                                 '<out>/spleeter/<split>.csv for Spleeter\'s train_csv/validation_csv (implies '
+                                 'folders). --task=continuation (with --write-audio) and --task=concept: '
+                                 'audiocraft: audio, MusicInfo .json and egs/<split>/data.jsonl for audiocraft '
+                                 '(MusicGen). Comma-separated or repeated. Default: none.')
 
 
 @dataclass(frozen=True)
