@@ -1,8 +1,7 @@
 """The separation task's exports: whole tracks as folders, and Spleeter's training CSVs.
 
-``--export=folders``: ``<out>/folders/<split>/<track>/{<target>.wav, ..., mixture.wav}``, the
-MUSDB18-HQ layout that folder loaders read (musdb's ``is_wav``, Demucs' ``wav`` datasets, Open-
-Unmix's ``trackfolder_fix``; the last two look for ``valid/`` where this writes ``validation/``).
+``--export=folders``: ``<out>/folders/<split>/<track>/{<target>.wav, ..., mixture.wav}``, with
+MUSDB18-HQ's file names and one folder per split.
 Each file is 24-bit WAV at the task's rate, written atomically; ``mixture.wav`` is written last,
 so a track folder holding it is complete. One song's audio is held at a time.
 
