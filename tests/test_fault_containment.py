@@ -16,7 +16,8 @@ from transforms.failures import FAULTS_ENV, FAILED
 
 STAGES = ('render', 'augment', 'distort', 'chunk', 'encode', 'assemble', 'write')
 TITLES = [f'song{i}' for i in range(len(STAGES) + 2)]
-FLAGS = FAST_FLAGS + ['--encode-batch-size=4', '--split-ratios=1,0,0', '--target-stem=guitar']
+FLAGS = FAST_FLAGS + ['--encode-batch-size=4', '--split-ratios=1,0,0', '--target-stem=guitar', '--augmentations=0',
+                      '--assortments=1']
 
 
 def _plain(sample: dict) -> dict:
@@ -38,7 +39,7 @@ def _by_title(root):
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp('faults')
     for i, title in enumerate(TITLES):
-        write_song(str(root / 'in'), f'Artist {i}', title, seed=100 + i, seconds=2.5)
+        write_song(str(root / 'in'), f'Artist {i}', title, seed=100 + i, seconds=2.0)
     clean = run([f'--input={root / "in"}', f'--output={root / "clean"}'] + FLAGS)
     assert clean.manifest['errors']['total'] == 0
     return root, _by_title(str(root / 'clean'))
