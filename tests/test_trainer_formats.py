@@ -2,6 +2,7 @@
 audiocraft export (``egs/<split>/data.jsonl`` and the MusicInfo sidecars)."""
 import json
 import os
+import tempfile
 
 import pytest
 import soundfile as sf
@@ -16,10 +17,12 @@ def load_with_datasets(root: str, manifest: dict, expected: dict = None) -> None
     """``datasets.load_dataset(root)`` gives every split with examples, with the manifest's counts
     (or ``expected`` rows)."""
     datasets = pytest.importorskip('datasets')
-    loaded = datasets.load_dataset(root)
+    with tempfile.TemporaryDirectory() as cache:       # a fresh cache: never an earlier build's
+        loaded = datasets.load_dataset(root, cache_dir=cache)
+        loaded = {split: part.num_rows for split, part in loaded.items()}
     if expected is None:
         expected = {split: stats['examples'] for split, stats in manifest['splits'].items() if stats['examples']}
-    assert {split: part.num_rows for split, part in loaded.items()} == expected
+    assert loaded == expected
 
 
 def card_header(root: str) -> dict:
