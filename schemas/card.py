@@ -168,8 +168,8 @@ def package_version() -> str:
 
 def _schema(root: str, manifest: dict):
     for paths in _parquet_shards(manifest).values():
-        with FileSystems.open(join(root, paths[0])) as handle:
-            return pq.read_schema(pa.BufferReader(handle.read()))
+        with FileSystems.open(join(root, paths[0])) as handle:   # the footer only, not the shard
+            return pq.ParquetFile(handle).schema_arrow
     return None
 
 

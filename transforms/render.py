@@ -48,10 +48,18 @@ def plan_document(waveforms: dict, examples: int) -> bytes:
     return json.dumps({'waveforms': waveforms, 'examples': int(examples)}, sort_keys=True).encode('utf-8')
 
 
-def headroom_gain(audio: np.ndarray) -> float:
-    """The gain that brings the peak to at most MIX_HEADROOM (1.0 when already below)."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+def peak_of(audio: np.ndarray) -> float:
+    return float(np.max(np.abs(audio))) if audio.size else 0.0
+
+
+def gain_for_peak(peak: float) -> float:
+    """The gain that brings ``peak`` to at most MIX_HEADROOM (1.0 when already below)."""
     return min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
+
+
+def headroom_gain(audio: np.ndarray) -> float:
+    """The gain that brings the audio's peak to at most MIX_HEADROOM (1.0 when already below)."""
+    return gain_for_peak(peak_of(audio))
 
 
 def scaled(audio: np.ndarray, gain: float) -> np.ndarray:
@@ -119,10 +127,10 @@ class RenderFn(beam.DoFn):
                 start = time.perf_counter()
                 audio = make()
                 self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
-                peak = max(peak, float(np.max(np.abs(audio))) if audio.size else 0.0)
+                peak = max(peak, peak_of(audio))
                 held[wave_id] = audio if held_bytes + audio.nbytes <= self.buffer_bytes else None
                 held_bytes += audio.nbytes if held[wave_id] is not None else 0
-        return min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
+        return gain_for_peak(peak)
 
     def _held(self, held, wave_id, make):
         """Audio the level pass kept, handed over once (else computed again)."""
