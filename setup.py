@@ -29,7 +29,8 @@ setup(
     entry_points={'console_scripts': ['stemforge = pipelines.cli:main']},
     extras_require={
         'test': ['pytest>=7', 'moto[server]>=5', 'gcp-storage-emulator>=2024.8',
-                 'matplotlib>=3.8', 'duckdb>=1.0', 'pandas>=2.0', 'polars>=1.0', 'datasets>=3.0'],
+                 'matplotlib>=3.8', 'duckdb>=1.0', 'pandas>=2.0', 'polars>=1.0', 'datasets>=3.0',
+                 'musdb>=0.4.2'],
         'report': ['matplotlib>=3.8'],
         'encodec': ['encodec>=0.1.1'],
     },

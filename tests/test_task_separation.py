@@ -23,6 +23,7 @@ from schemas.records import LoadedSong, SongRef, StemRef
 from schemas.separation import SeparatedSong, decode_sample
 from schemas.webdataset import read_samples
 from tests.corpus import wav_bytes, write_song, write_zip
+from tests.musdb_reader import import_musdb
 from tests.sources.fixtures import make_slakh
 from transforms.split import split_of
 from transforms.synth import synth_stems
@@ -171,7 +172,7 @@ def test_folder_export_holds_whole_tracks_that_the_chunks_come_from(silence_buil
     listed = {p['path']: p for e in manifest['exports'].values() for p in e['paths']}
     on_disk = {os.path.relpath(p, root) for p in glob.glob(f'{root}/folders/**/*', recursive=True) + glob.glob(
         f'{root}/spleeter/*') if os.path.isfile(p)}
-    assert set(listed) == on_disk and len(on_disk) == 4 * 5 + 3
+    assert set(listed) == on_disk and len(on_disk) == 4 * 5 + 1 + 3
     for path, entry in listed.items():
         assert (entry['bytes'], entry['sha256']) == (os.path.getsize(os.path.join(root, path)),
                                                      _sha(os.path.join(root, path)))
@@ -188,13 +189,47 @@ def test_spleeter_csv_parses_and_every_path_exists(silence_build):
         for row in csv.DictReader(open(f'{root}/spleeter/{split}.csv')):
             for column, value in row.items():
                 if column.endswith('_path'):
-                    assert not os.path.isabs(value) and value.startswith(f'folders/{split}/')
+                    subset = 'test' if split == 'test' else 'train'     # MUSDB keeps validation in train/
+                    assert not os.path.isabs(value) and value.startswith(f'folders/{subset}/')
                     path = os.path.join(root, value)    # Spleeter joins audio_path (-d <out>) and the path
                     info = sf.info(path)
                     assert info.samplerate == 44100 and info.channels >= 2
                     assert abs(info.frames / info.samplerate - float(row['duration'])) < 1e-6
             assert row['mix_path'].endswith('/mixture.wav')
     assert counts == {'train': 1, 'validation': 1, 'test': 2}
+
+
+def test_musdb_reads_the_folder_export_with_our_splits(silence_build, monkeypatch):
+    musdb = import_musdb(monkeypatch)
+    root = os.path.join(silence_build.output, 'folders')
+    rows = {r['folder_path'].split('/')[-1]: r for r in _rows(silence_build.output).values()}
+    splits = {track: row['split'] for track, row in rows.items()}
+    assert sorted(splits.values()) == ['test', 'test', 'train', 'validation']
+
+    def names(**kwargs):
+        return sorted(t.name for t in musdb.DB(root=root, setup_file='setup.yaml', is_wav=True, **kwargs))
+    assert names(subsets='train', split='train') == [t for t, s in splits.items() if s == 'train']
+    assert names(subsets='train', split='valid') == [t for t, s in splits.items() if s == 'validation']
+    assert names(subsets='test') == sorted(t for t, s in splits.items() if s == 'test')
+    db = musdb.DB(root=root, setup_file='setup.yaml', is_wav=True)      # both subsets, as trainers list them
+    plain = musdb.DB(root=root, is_wav=True)       # musdb's own setup: the same four sources, MUSDB's validation names
+    assert sorted(t.name for t in plain) == sorted(splits) and plain.sources_names == ['vocals', 'drums', 'bass', 'other']
+    assert not musdb.DB(root=root, is_wav=True, subsets='train', split='valid').tracks
+    assert len(db) == 4 and db.sources_names == DEFAULT_TARGETS and db.targets_names == DEFAULT_TARGETS
+    for track in db:
+        folder = os.path.join(root, track.subset, track.name)
+        assert track.subset == ('test' if splits[track.name] == 'test' else 'train')
+        assert track.rate == RATE and track.samples == int(3.5 * RATE)
+        mixture, _ = sf.read(f'{folder}/mixture.wav', dtype='float64', always_2d=True)
+        assert np.array_equal(track.audio, mixture)
+        assert track.stems.shape == (1 + len(DEFAULT_TARGETS), int(3.5 * RATE), 2)  # mixture, then stem ids
+        for i, name in enumerate(DEFAULT_TARGETS, 1):
+            own, _ = sf.read(f'{folder}/{name}.wav', dtype='float64', always_2d=True)
+            assert np.array_equal(track.targets[name].audio, own) and np.array_equal(track.stems[i], own)
+        assert np.max(np.abs(track.audio - sum(track.targets[t].audio for t in DEFAULT_TARGETS))) <= tolerance(4)
+        track.chunk_start, track.chunk_duration = 1.0, 0.5        # what trainers read: random excerpts
+        assert np.array_equal(track.targets['drums'].audio,
+                              sf.read(f'{folder}/drums.wav', dtype='float64', always_2d=True)[0][RATE:RATE + RATE // 2])
 
 
 def test_same_build_on_two_workers_gives_the_same_bytes(silence_build, corpus, tmp_path):

@@ -56,7 +56,8 @@ class SeparationOptions(PipelineOptions):
                                  'below this (dBFS); counted. Default: -60.')
         parser.add_argument('--export', action='append', default=None,
                             help='Extra outputs beside the shards. --task=separation: folders: <out>/folders/'
-                                 '<split>/<track>/{mixture,<target>}.wav (MUSDB18-HQ layout); spleeter-csv: '
+                                 '{train,test}/<track>/{mixture,<target>}.wav and setup.yaml (MUSDB18-HQ layout, read by '
+                                 'musdb.DB(setup_file=\'setup.yaml\', is_wav=True)); spleeter-csv: '
                                  '<out>/spleeter/<split>.csv for Spleeter\'s train_csv/validation_csv (implies '
                                  'folders). --task=continuation (with --write-audio) and --task=concept: '
                                  'audiocraft: audio, MusicInfo .json and egs/<split>/data.jsonl for audiocraft '
@@ -327,7 +328,8 @@ class SeparationTask(Task):
             self.geometry, self.args.min_rms_db, {t.name: t.label for t in self.targets}, self.identity(),
             FOLDERS in self.wanted_exports)).with_outputs(FAILED, main='chunks')
         self._exported = [separated | 'ExportTracks' >> ExportTracks(
-            self.args.output, self.wanted_exports, [t.name for t in self.targets])] if self.wanted_exports else []
+            self.args.output, self.wanted_exports, [t.name for t in self.targets],
+            self.args.sample_rate)] if self.wanted_exports else []
         failures = (separate[FAILED], chunks[FAILED]) | 'SeparationFailures' >> beam.Flatten()
         return {RECORDS: chunks.chunks, FAILED: failures}
 

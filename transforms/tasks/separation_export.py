@@ -1,7 +1,10 @@
 """The separation task's exports: whole tracks as folders, and Spleeter's training CSVs.
 
-``--export=folders``: ``<out>/folders/<split>/<track>/{<target>.wav, ..., mixture.wav}``, with
-MUSDB18-HQ's file names and one folder per split.
+``--export=folders``: MUSDB18-HQ's layout, which the ``musdb`` package reads:
+``<out>/folders/{train,test}/<track>/{<target>.wav, ..., mixture.wav}`` (the train and validation
+splits' tracks under ``train/``, as MUSDB keeps its validation tracks) and ``<out>/folders/setup.yaml``,
+musdb's setup file naming this dataset's sources, stem ids, targets and validation tracks:
+``musdb.DB(root='<out>/folders', setup_file='setup.yaml', is_wav=True, subsets='train', split='valid')``.
 Each file is 24-bit WAV at the task's rate, written atomically; ``mixture.wav`` is written last,
 so a track folder holding it is complete. One song's audio is held at a time.
 
@@ -15,6 +18,7 @@ import io
 import re
 
 import apache_beam as beam
+import yaml
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
@@ -29,6 +33,10 @@ EXPORTS = (FOLDERS, SPLEETER_CSV)
 TRACKS = 'tracks'
 CSV_SPLITS = ('train', 'validation')        # always written (header only when empty); test when it has tracks
 MAX_NAME_CHARS = 96
+MUSDB_SETUP = 'setup.yaml'
+MUSDB_TEST = 'test'         # musdb's subsets: test, and train (which holds the validation tracks)
+MUSDB_TRAIN = 'train'
+VALIDATION = 'validation'
 
 
 def parse_exports(values) -> tuple:
@@ -58,8 +66,23 @@ def track_name(ref) -> str:
 
 
 def folder_path(split: str, track: str) -> str:
-    """A track's folder, relative to the dataset root."""
-    return f'{FOLDERS}/{split}/{track}'
+    """A track's folder, relative to the dataset root: under musdb's subset of its split."""
+    return f'{FOLDERS}/{MUSDB_TEST if split == MUSDB_TEST else MUSDB_TRAIN}/{track}'
+
+
+def musdb_setup(rows, target_names, sample_rate_hz: int) -> bytes:
+    """musdb's setup file for the track rows (split, track, row): every target a source (stem id
+    1..N in target order, the mixture 0, as musdb reads a track's stems) and a target of itself,
+    the validation split's tracks as ``validation_tracks``."""
+    setup = {
+        'sample_rate': sample_rate_hz,
+        'sources': {name: f'{name}.wav' for name in target_names},
+        'mixture': f'{MIXTURE}.wav',
+        'stem_ids': {MIXTURE: 0, **{name: i for i, name in enumerate(target_names, 1)}},
+        'targets': {name: {name: 1} for name in target_names},
+        'validation_tracks': sorted(track for split, track, _ in rows if split == VALIDATION),
+    }
+    return yaml.safe_dump(setup, sort_keys=False).encode('utf-8')
 
 
 class ExportTrackFn(beam.DoFn):
@@ -100,27 +123,30 @@ def spleeter_csvs(rows, target_names) -> dict:
     return out
 
 
-def _write_csvs(rows, root, target_names):
-    for relative, data in sorted(spleeter_csvs(rows, target_names).items()):
+def _write_listings(rows, root, exports, target_names, sample_rate_hz):
+    listings = {f'{FOLDERS}/{MUSDB_SETUP}': (FOLDERS, musdb_setup(rows, target_names, sample_rate_hz))}
+    if SPLEETER_CSV in exports:
+        listings.update((path, (SPLEETER_CSV, data)) for path, data in spleeter_csvs(rows, target_names).items())
+    for relative, (export, data) in sorted(listings.items()):
         size, sha = write_atomic(join(root, relative), data)
-        yield ExportedFile(export=SPLEETER_CSV, path=relative, bytes=size, sha256=sha)
+        yield ExportedFile(export=export, path=relative, bytes=size, sha256=sha)
 
 
 class ExportTracks(beam.PTransform):
     """SeparatedSong -> ExportedFile of every file the exports wrote (the manifest lists them)."""
 
-    def __init__(self, root: str, exports: tuple, target_names: tuple):
+    def __init__(self, root: str, exports: tuple, target_names: tuple, sample_rate_hz: int):
         super().__init__()
         self.root = root
         self.exports = exports
         self.target_names = tuple(target_names)
+        self.sample_rate_hz = sample_rate_hz
 
     def expand(self, songs):
         written = songs | 'WriteTrackFolders' >> beam.ParDo(ExportTrackFn(self.root)).with_outputs(
             TRACKS, main='files')
-        if SPLEETER_CSV not in self.exports:
-            return written.files
-        csvs = (written[TRACKS]
-                | 'AllTracks' >> beam.combiners.ToList()      # small rows: paths and a duration
-                | 'WriteSpleeterCsv' >> beam.FlatMap(_write_csvs, self.root, self.target_names))
-        return (written.files, csvs) | 'ExportedFiles' >> beam.Flatten()
+        listings = (written[TRACKS]
+                    | 'AllTracks' >> beam.combiners.ToList()      # small rows: paths and a duration
+                    | 'WriteListings' >> beam.FlatMap(_write_listings, self.root, self.exports, self.target_names,
+                                                      self.sample_rate_hz))
+        return (written.files, listings) | 'ExportedFiles' >> beam.Flatten()
