@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # The torch pip installs first (the package then keeps it). Which build it is follows the index:
 # PyPI's Linux wheel is the CUDA build; TORCH_INDEX=https://download.pytorch.org/whl/cpu takes
-# the CPU-only one (or .../whl/cu128 for a given CUDA). See the README's install section.
+# the CPU-only one (or .../whl/cu128 for a given CUDA). See docs/install.md.
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 

@@ -31,11 +31,11 @@ def sdk_base_image(python: str = None, beam: str = None) -> str:
 
 
 def local_image() -> str:
-    """The tag ``docker build`` gives the image in the README: ``stemforge-worker:<version>``."""
+    """The tag ``docker build`` gives the image in docs/scale.md: ``stemforge-worker:<version>``."""
     return f'{IMAGE_NAME}:{package_version()}'
 
 
 def artifact_registry_image(project: str, region: str) -> str:
-    """Where the README pushes the image for Dataflow:
+    """Where docs/scale.md pushes the image for Dataflow:
     ``<region>-docker.pkg.dev/<project>/stemforge/stemforge-worker:<version>``."""
     return f'{region}-docker.pkg.dev/{project}/{ARTIFACT_REPOSITORY}/{local_image()}'

@@ -20,14 +20,14 @@ DISK_SIZE_GB = 100                 # the CUDA image is ~10 GB; room for shuffle 
 
 
 def _image(user_options, preset: str = 'dataflow-gpu') -> list:
-    """The worker image pushed as the README says, unless ``--sdk_container_image`` is given."""
+    """The worker image pushed as docs/scale.md says, unless ``--sdk_container_image`` is given."""
     worker = user_options.view_as(WorkerOptions)
     if worker.sdk_container_image or worker.worker_harness_container_image:
         return []
     cloud = user_options.view_as(GoogleCloudOptions)
     if not (cloud.project and cloud.region):
         raise ValueError(f'--preset={preset} needs --project and --region (the worker image is then '
-                         f'{artifact_registry_image("PROJECT", "REGION")}, pushed as the README says) '
+                         f'{artifact_registry_image("PROJECT", "REGION")}, pushed as docs/scale.md says) '
                          'or --sdk_container_image')
     return [f'--sdk_container_image={artifact_registry_image(cloud.project, cloud.region)}']
 

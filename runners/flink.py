@@ -4,7 +4,7 @@
 ``--sdk_worker_parallelism=1`` keeps one harness process (one codec model) per task manager,
 which is one GPU when each task manager has one. Docker starts the harness without ``--gpus``:
 the GPU reaches it through the NVIDIA runtime made Docker's default on the task managers, or
-use ``--environment_type=EXTERNAL`` with a harness started by hand with ``--gpus`` (README).
+use ``--environment_type=EXTERNAL`` with a harness started by hand with ``--gpus`` (docs/scale.md).
 """
 from runners.container import local_image
 from runners.presets import Preset
