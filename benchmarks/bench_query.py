@@ -39,8 +39,8 @@ from schemas.descriptors import write_index_part  # noqa: E402
 from schemas.manifest import ExportedFile, build_manifest, write_manifest  # noqa: E402
 from schemas.records import DescriptorBlock, DescriptorMeta  # noqa: E402
 from schemas.shards import write_atomic  # noqa: E402
-from transforms.descriptor_features import (COLUMN, COLUMNS, add_moments, block_moments, describe,  # noqa: E402
-                                            index_features, settings)
+from schemas.descriptor_columns import COLUMN, COLUMNS, add_moments, block_moments, index_features  # noqa: E402
+from transforms.descriptor_features import describe, settings  # noqa: E402
 from transforms.synth import synth_stems  # noqa: E402
 
 RATE, HOP = 44100, 1024

@@ -18,8 +18,7 @@ from typing import Optional
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.run_state import work_path
-from schemas.shards import write_atomic
+from schemas.shards import work_path, write_atomic
 
 SONGS_FILE = 'songs.json'
 RATE_WINDOW_S = 60.0     # the encode rate is measured over the last minute

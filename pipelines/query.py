@@ -39,8 +39,8 @@ import numpy as np  # noqa: E402  (after the thread settings)
 
 from schemas.audio_io import AudioDecodeError, decode_audio, resample, to_channels  # noqa: E402
 from schemas.descriptor_index import INDEX_EXPORT, IndexUnusable, open_index, zscore  # noqa: E402
-from transforms.descriptor_features import (DELTA_WIDTH, N_FFT, describe, frame_count,  # noqa: E402
-                                            index_features, yin_lags)
+from schemas.descriptor_columns import index_features  # noqa: E402
+from transforms.descriptor_features import DELTA_WIDTH, N_FFT, describe, frame_count, yin_lags  # noqa: E402
 
 COARSE_FRAMES = 16
 CHUNK_CELLS = 1 << 21            # query frames x rows per matrix product (bounds memory)
@@ -234,8 +234,8 @@ def fetch_index(url: str, cache_root: str = None) -> str:
         IndexUnusable: no manifest at ``url``, or a listed file that cannot be read.
     """
     from apache_beam.io.filesystems import FileSystems
-    from transforms.codec import codec_cache_dir
-    local = os.path.join(cache_root or codec_cache_dir(), 'query-index', hashlib.sha256(url.encode()).hexdigest()[:16])
+    from transforms.cache import cache_dir
+    local = os.path.join(cache_root or cache_dir(), 'query-index', hashlib.sha256(url.encode()).hexdigest()[:16])
     url = url.rstrip('/')
 
     def read(path: str, what: str) -> bytes:

@@ -14,10 +14,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import stable_id
 from schemas.manifest import COUNTERS_NAME, MANIFEST_NAME, read_manifest
-from schemas.shards import join, write_atomic
+from schemas.shards import WORK_DIR, join, work_path, write_atomic
 from schemas.windows import PARTS_DIR
 
-WORK_DIR = '_work'
 # How a run is carried out, not what it builds: left out of the manifest's options.
 RUN_CONTROL = ('resume', 'overwrite', 'report', 'progress_seconds',
                'streaming', 'watch_interval', 'window_seconds', 'stop_after_idle')
@@ -43,10 +42,6 @@ def fingerprint(args, shaping: dict = None) -> str:
     """The id of the options that shape the dataset, and of ``shaping`` (the task's)."""
     options = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SHAPING}
     return stable_id('run', dict(options, **{f'task.{k}': v for k, v in (shaping or {}).items()}))
-
-
-def work_path(root: str, *parts) -> str:
-    return join(root, '/'.join((WORK_DIR,) + parts))
 
 
 def _recorded_fingerprint(root: str):

@@ -25,8 +25,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import StandardOptions
 
-from pipelines.build import BuildResult, counters, manifest_info, summarize
+from pipelines.graph import manifest_info
 from pipelines.report import write_report
+from pipelines.results import BuildResult, counters, summarize
 from pipelines.options import make_parser
 from pipelines.run_state import delete_dataset, finish
 from pipelines.stream_graph import unbounded_graph, window_graph

@@ -11,7 +11,7 @@ the job's life and everything after it in fixed windows of ``--window-seconds``.
 import apache_beam as beam
 from apache_beam.transforms.window import FixedWindows
 
-from pipelines.build import split_songs, task_records
+from pipelines.graph import split_songs, task_records
 from schemas.windows import DUPLICATE, SONG
 from transforms.dedup import DUPLICATES, SkipDuplicates
 from transforms.failures import FAILED

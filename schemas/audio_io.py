@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from schemas.audio_limits import AudioDecodeError, ContainerUnreadable, check_header  # noqa: F401 (re-exported)
+from schemas.resample import resample  # noqa: F401 (re-exported: decoding resamples to the asked rate)
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3', '.aif', '.aiff', '.m4a', '.aac', '.opus', '.wma')
 
@@ -138,15 +139,6 @@ def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return audio.mean(axis=0, keepdims=True, dtype=np.float32)
     raise ValueError(f'cannot convert {have} channels to {channels}')
-
-
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """High-quality resampling with soxr (``[channels, samples]`` in and out)."""
-    if rate_in == rate_out:
-        return audio
-    import soxr
-    out = soxr.resample(np.ascontiguousarray(audio.T), rate_in, rate_out, quality='HQ')
-    return np.ascontiguousarray(out.T, dtype=np.float32).reshape(audio.shape[0], -1)
 
 
 def sum_audio(arrays, like: np.ndarray = None) -> np.ndarray:

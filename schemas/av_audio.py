@@ -10,6 +10,7 @@ import io
 import numpy as np
 
 from schemas.audio_limits import AudioDecodeError, ContainerUnreadable, check_header
+from schemas.resample import resample
 
 _LAYOUTS = {1: 'mono', 2: 'stereo'}
 
@@ -183,7 +184,6 @@ def lossy_round_trip(audio: np.ndarray, rate: int, codec: str, kbps: int) -> np.
     """``audio`` encoded with ``codec`` ('mp3' or 'opus') at ``kbps`` and decoded back: the same
     length, channels and rate, aligned (the encoder's delay is written to the file and trimmed on
     decoding). Opus runs at 48 kHz: other rates are resampled on the way in and out."""
-    from schemas.audio_io import resample
     encoder, container_format = LOSSY[codec]
     coded_rate = codec_rate(encoder, rate)
     channels, length = audio.shape

@@ -21,7 +21,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from transforms.descriptor_features import INDEX_FEATURES, INDEX_TRANSFORMS, add_moments, z_stats
+from schemas.descriptor_columns import INDEX_FEATURES, INDEX_TRANSFORMS, add_moments, z_stats
 
 STATS_PATH = 'descriptor-index/stats.json'
 INDEX_EXPORT = 'descriptor-index'

@@ -4,7 +4,7 @@
   through the shared sinks): one row per frame, hive-partitioned by split (the split is the
   folder, not a column): ``song_id``, ``stem``, ``frame``, ``sample_offset`` (= frame *
   hop_length), ``artist``, ``title`` and the 44 descriptors (float32,
-  ``transforms.descriptor_features.COLUMNS``; ``f0`` NaN where unvoiced). Rows sorted by
+  ``schemas.descriptor_columns.COLUMNS``; ``f0`` NaN where unvoiced). Rows sorted by
   (song_id, stem, frame); a (song, stem) never spans two files.
 - ``descriptor-index/<split>/part-NNNNN.npy`` and ``.blocks.json`` (``write_index_part``, once
   the training statistics exist): the same blocks in the same order, z-scored
@@ -20,7 +20,7 @@ from schemas.descriptor_index import INDEX_EXPORT, WIDTH, with_norms, zscore
 from schemas.manifest import ExportedFile
 from schemas.parquet import ParquetWriter
 from schemas.shards import AtomicFile, join, shard_path, write_atomic
-from transforms.descriptor_features import COLUMNS, INDEX_FEATURES, index_features
+from schemas.descriptor_columns import COLUMNS, INDEX_FEATURES, index_features
 
 KEY_COLUMNS = (('song_id', pa.string()), ('stem', pa.string()), ('frame', pa.int32()), ('sample_offset', pa.int64()),
                ('artist', pa.string()), ('title', pa.string()))

@@ -311,7 +311,7 @@ class DescriptorMeta(_DictRecord):
 @dataclass(frozen=True)
 class DescriptorBlock:
     """Descriptor frames of one (song, stem): float32 ``[frames, columns]`` in
-    ``transforms.descriptor_features.COLUMNS`` order; frame f is centred on sample
+    ``schemas.descriptor_columns.COLUMNS`` order; frame f is centred on sample
     ``f * hop_length`` of the stem (its ``sample_offset``)."""
     meta: DescriptorMeta
     features: np.ndarray

@@ -35,6 +35,14 @@ def join(root: str, relative: str) -> str:
     return FileSystems.join(root.rstrip('/'), *relative.split('/'))
 
 
+WORK_DIR = '_work'      # a build's working files (plans, codes, shard stats, run state) under its output
+
+
+def work_path(root: str, *parts) -> str:
+    """A working file of the build writing ``root``."""
+    return join(root, '/'.join((WORK_DIR,) + parts))
+
+
 @dataclass(frozen=True)
 class ShardStats(_DictRecord):
     split: str

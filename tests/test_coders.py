@@ -5,7 +5,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import coders
 
-from pipelines.build import build_graph, parse_args, resolve_paths, use_local_runner, with_preset
+from pipelines.build import parse_args, resolve_paths, use_local_runner, with_preset
+from pipelines.graph import build_graph
 from schemas.coders import AudioRecordCoder
 from schemas.records import (ChunkedWaveform, ExamplePlan, LoadedSong, PlannedSong, Segment, SongRef,
                              Waveform)

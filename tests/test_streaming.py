@@ -16,7 +16,8 @@ from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
 
-from pipelines.build import manifest_info, run
+from pipelines.build import run
+from pipelines.graph import manifest_info
 from pipelines.options import parse_args
 from pipelines.stream import unbounded_pipeline
 from pipelines.stream_graph import windowed_graph

@@ -19,8 +19,9 @@ from schemas.audio_io import to_channels
 from schemas.descriptor_index import open_index, zscore
 from schemas.records import DescriptorMeta
 from tests.corpus import write_song
-from transforms.descriptor_features import (COLUMN, COLUMNS, INDEX_FEATURES, add_moments, block_moments, deltas,
-                                            describe, frame_count, index_features, mel_filterbank, z_stats)
+from schemas.descriptor_columns import (COLUMN, COLUMNS, INDEX_FEATURES, add_moments, block_moments, index_features,
+                                        z_stats)
+from transforms.descriptor_features import deltas, describe, frame_count, mel_filterbank
 from transforms.tasks.descriptors import MomentsFn, parse_parts
 
 RATE, HOP = 44100, 1024

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,6 +248,3 @@ def load_codec(settings: CodecSettings):
                     'not for training a model.', settings.name, settings.seed)
     return BACKENDS[settings.backend](settings)
 
-
-def codec_cache_dir() -> str:
-    return os.environ.get('STEMFORGE_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'stemforge'))

@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from transforms.cache import cache_dir
 from transforms.synth import synth_mix
 
 CALIBRATION_VERSION = 1
@@ -26,12 +27,11 @@ FRAMES_PER_CLUSTER = 8
 def _cache_path(settings) -> str:
     import torch
     import transformers
-    from transforms.codec import codec_cache_dir
     key = json.dumps([CALIBRATION_VERSION, settings.name, settings.backend, settings.seed,
                       settings.spec.config, torch.__version__.split('+')[0], transformers.__version__],
                      sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return os.path.join(codec_cache_dir(), 'codecs', f'{settings.name}-{settings.backend}-random-{digest}.pt')
+    return os.path.join(cache_dir(), 'codecs', f'{settings.name}-{settings.backend}-random-{digest}.pt')
 
 
 def calibration_signal(spec, seed: int) -> np.ndarray:

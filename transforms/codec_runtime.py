@@ -24,7 +24,8 @@ import tempfile
 
 import numpy as np
 
-from transforms.codec import PRECISIONS, _torch, codec_cache_dir
+from transforms.cache import cache_dir
+from transforms.codec import PRECISIONS, _torch
 
 LOG = logging.getLogger(__name__)
 EXPORT_VERSION = 1
@@ -103,7 +104,7 @@ def onnx_export(codec, graph, segment_samples: int) -> str:
                       weights_digest(graph), segment_samples, torch.__version__.split('+')[0],
                       transformers.__version__])
     name = f'{codec.spec.name}-{segment_samples}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx'
-    path = os.path.join(codec_cache_dir(), 'exports', name)
+    path = os.path.join(cache_dir(), 'exports', name)
     if os.path.exists(path):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)

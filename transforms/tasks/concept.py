@@ -24,11 +24,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.run_state import work_path
 from schemas.audio_io import rms_dbfs
 from schemas.ids import stable_id
 from schemas.records import ChunkedWaveform, LoadedSong, _DictRecord
-from schemas.shards import write_atomic
+from schemas.shards import work_path, write_atomic
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normalize_label
 from transforms.chunk import WindowSpec
 from transforms.codec_runtime import identity as codec_identity

@@ -7,7 +7,7 @@ codec's rate and channel count.
 """
 import apache_beam as beam
 
-from pipelines.run_state import work_path
+from schemas.shards import work_path
 from schemas.webdataset import sample_bytes
 from transforms.assemble import AssembleExamples
 from transforms.augment import AugmentSettings

@@ -22,8 +22,8 @@ from schemas.manifest import ExportedFile
 from schemas.records import DescriptorBlock, DescriptorMeta
 from schemas.shards import join, write_atomic
 from schemas.taxonomy import WHOLE_MIX
-from transforms.descriptor_features import (COLUMNS, INDEX_FEATURES, add_moments, block_moments, check_hop, describe,
-                                            index_features, settings)
+from schemas.descriptor_columns import COLUMNS, INDEX_FEATURES, add_moments, block_moments, index_features
+from transforms.descriptor_features import check_hop, describe, settings
 from transforms.failures import FAILED, contained
 from transforms.tasks.task import RECORDS, Task
 from transforms.write import _assign_shard
