@@ -9,17 +9,12 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.flags import UnknownFlag, parse_known_flags  # noqa: F401 (UnknownFlag: the error raised here)
-from pipelines.report import ReportOptions
 from pipelines.run_state import RunOptions
 from runners.dask import DaskWorkerOptions  # noqa: F401  (a Beam-side option: registered for --dask-workers)
 from runners.registry import PresetOptions
-from transforms.augment import AugmentOptions
 from transforms.chunk import ChunkOptions
 from transforms.decode import DecodeOptions
-from transforms.distort import DistortOptions
 from transforms.encode import EncodeOptions
-from transforms.plan import PlanOptions
-from transforms.render import RenderOptions
 from transforms.fill import FillOptions
 from transforms.sources.moisesdb import MoisesDbOptions
 from transforms.sources.registry import SourceOptions
@@ -66,9 +61,8 @@ class StreamOptions(PipelineOptions):
 
 
 STAGE_OPTIONS = (BuildOptions, StreamOptions, PresetOptions, SourceOptions, SlakhOptions, MoisesDbOptions,
-                 FillOptions, DecodeOptions, SplitOptions, PlanOptions, AugmentOptions,
-                 DistortOptions, RenderOptions, ChunkOptions, EncodeOptions, WriteOptions, ReportOptions, RunOptions,
-                 *(task.OPTIONS for task in TASKS.values() if task.OPTIONS))
+                 FillOptions, DecodeOptions, SplitOptions, ChunkOptions, EncodeOptions, WriteOptions, RunOptions,
+                 *(options for task in TASKS.values() for options in task.OPTIONS))
 
 
 def make_parser() -> argparse.ArgumentParser:

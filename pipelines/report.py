@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 import numpy as np
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.flags import parse_tool_args
 from schemas.manifest import read_counters, read_manifest
@@ -30,14 +29,6 @@ REPORT_NAME = 'report.md'
 PLOT_NAMES = {'splits': 'report-splits.png', 'context': 'report-context.png',
               'augmentation': 'report-augmentation.png', 'tokens': 'report-token-usage.png'}
 SILENT_COUNTER = 'RenderFn.windows_silent'
-
-
-class ReportOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        parser.add_argument('--report', action='store_true', default=False,
-                            help='After the build, write report.md and PNG plots next to the manifest '
-                                 '(python -m pipelines.report) and print where they are. Default: off.')
 
 
 @dataclass

@@ -292,7 +292,11 @@ def test_slakh_target_labels_name_members_and_keep_the_source_names(tmp_path):
     (['--task=separation', '--targets=vocals,kazoo'], "unknown class(es) ['kazoo']"),
     (['--task=separation', '--targets=other'], 'besides other'),
     (['--task=separation', '--target-labels=Strings (continued),strings continued'], 'share the file name'),
-    (['--task=separation', '--target-stem=guitar'], '--targets and --target-labels'),
+    (['--task=separation', '--target-stem=guitar'], '--target-stem: option(s) of --task=continuation'),
+    (['--task=separation', '--write-audio'], '--write-audio: option(s) of --task=continuation'),
+    (['--task=descriptors', '--target-stem=guitar'], '--target-stem: option(s) of --task=continuation'),
+    (['--task=descriptors', '--report'], '--report: option(s) of --task=continuation'),
+    (['--task=concept', '--augmentations=2'], '--augmentations: option(s) of --task=continuation'),
     (['--task=separation', '--fill-missing=reserve', '--source=slakh', '--targets=other',
       '--target-labels=Drums'], 'canonical classes'),
     (['--targets=vocals'], '--targets: option(s) of --task=separation'),
@@ -383,3 +387,22 @@ def test_verify_checks_the_shards_and_every_exported_file(silence_build, tmp_pat
 def test_datasets_loads_the_card_of_a_separation_build(silence_build):
     from tests.test_trainer_formats import load_with_datasets
     load_with_datasets(silence_build.output, silence_build.manifest)
+
+
+def test_every_flag_a_task_declares_is_refused_by_every_other_task():
+    from argparse import Namespace
+    from pipelines.build import check_task_flags
+    from pipelines.options import make_parser
+    from transforms.tasks.registry import TASKS
+    defaults = vars(make_parser().parse_args([]))
+    checked = 0
+    for task, chosen in TASKS.items():
+        own = set(chosen.option_names()) | set(chosen.SHARED_OPTIONS)
+        for other, declaring in TASKS.items():
+            for flag in set(declaring.option_names()) - own:
+                args = Namespace(**dict(defaults, task=task, **{flag: object()}))
+                with pytest.raises(ValueError, match=f'option\\(s\\) of --task={other}, not of --task={task}'):
+                    check_task_flags(args, defaults)
+                checked += 1
+        check_task_flags(Namespace(**dict(defaults, task=task, **{f: object() for f in own})), defaults)
+    assert checked > 60 and 'target_stem' in TASKS['continuation'].option_names()

@@ -32,8 +32,6 @@ class WriteOptions(PipelineOptions):
         parser.add_argument('--shard-mb', type=float, default=None,
                             help='Target shard size in MB (whichever of the two limits gives more shards). '
                                  'Default: none.')
-        parser.add_argument('--write-audio', action='store_true', default=False,
-                            help='Also store context.flac/target.flac in the WebDataset samples. Default: off.')
 
 
 def shard_count(count: int, nbytes: int, shard_examples: int, shard_mb) -> int:

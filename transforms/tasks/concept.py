@@ -241,13 +241,8 @@ def check_flags(args) -> None:
     """Rejects flags this task would silently ignore.
 
     Raises:
-        ValueError: a continuation-only flag, overlapping fragments, or a fill mode.
+        ValueError: overlapping fragments, margins, or a fill mode (other tasks' flags: check_task_flags).
     """
-    if args.target_stem or args.target_label:
-        raise ValueError('--task=concept takes --concepts, not --target-stem/--target-label')
-    if args.write_audio or args.report:
-        raise ValueError('--write-audio and --report are continuation options (concept samples always hold '
-                         'their audio)')
     if args.hop_seconds is not None and args.hop_seconds != args.chunk_seconds:
         raise ValueError('--task=concept cuts fragments end to end: --hop-seconds does not apply')
     if args.fill_missing != 'skip':
@@ -261,7 +256,7 @@ def check_flags(args) -> None:
 class ConceptTask(Task):
     NAME = 'concept'
     DEFAULTS = {'chunk_seconds': 5.0}
-    OPTIONS = ConceptOptions
+    OPTIONS = (ConceptOptions,)
     WRITERS = WRITERS
     SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
     size_of = staticmethod(sample_bytes)

@@ -6,21 +6,34 @@ AssembleExamples (joins a waveform's parts). Audio is decoded at the
 codec's rate and channel count.
 """
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.shards import work_path
 from schemas.webdataset import sample_bytes
 from transforms.assemble import AssembleExamples
-from transforms.augment import AugmentSettings
+from transforms.augment import AugmentOptions, AugmentSettings
 from transforms.tasks.audiocraft_export import ExportAudiocraft, continuation_item, parse_audiocraft_export
 from transforms.chunk import Chunk, WindowSpec
-from transforms.distort import DistortSettings
+from transforms.distort import DistortOptions, DistortSettings
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED
-from transforms.plan import PlanExamples, parse_labels, parse_targets
-from transforms.render import EXAMPLES, Render
+from transforms.plan import PlanExamples, PlanOptions, parse_labels, parse_targets
+from transforms.render import EXAMPLES, Render, RenderOptions
 from transforms.tasks.task import RECORDS, Task
 from transforms.write import WRITERS
+
+
+class ContinuationOptions(PipelineOptions):
+    """The continuation task's flags beside its stages' (plan, augment, distort, render)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument('--write-audio', action='store_true', default=False,
+                            help='Also store context.flac/target.flac in the WebDataset samples. Default: off.')
+        parser.add_argument('--report', action='store_true', default=False,
+                            help='After the build, write report.md and PNG plots next to the manifest '
+                                 '(python -m pipelines.report) and print where they are. Default: off.')
 
 
 class ContinuationTask(Task):
@@ -28,6 +41,7 @@ class ContinuationTask(Task):
     DEFAULTS = {'chunk_seconds': 10.24}
     DEMO_DEFAULTS = {'target_stem': ['guitar'], 'assortments': 4, 'augmentations': 1}
     WRITERS = WRITERS
+    OPTIONS = (PlanOptions, AugmentOptions, DistortOptions, RenderOptions, ContinuationOptions)
     SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
 
     def __init__(self, args, beam_options):

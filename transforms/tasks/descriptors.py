@@ -153,7 +153,7 @@ class DescriptorsTask(Task):
     # Shards by size too: a block is a whole stem's frames (about 16 kB per second of audio).
     DEFAULTS = {'shard_mb': 256.0}
     WRITERS = WRITERS
-    OPTIONS = DescriptorsOptions
+    OPTIONS = (DescriptorsOptions,)
     SHARED_OPTIONS = ('sample_rate',)          # declared by SeparationOptions
 
     def __init__(self, args, beam_options):
@@ -161,9 +161,6 @@ class DescriptorsTask(Task):
         check_hop(args.hop_length)
         if not 8000 <= args.sample_rate <= 192000:
             raise ValueError(f'--sample-rate must be between 8000 and 192000 Hz, got {args.sample_rate}')
-        if getattr(args, 'report', False):
-            raise ValueError('--report describes continuation datasets; a descriptors build has its summary '
-                             'and descriptor-index/stats.json')
         self.parts = parse_parts(args.descriptor_of)
         self.settings = settings(args.sample_rate, args.hop_length)
 

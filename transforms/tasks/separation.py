@@ -257,14 +257,9 @@ def check_flags(args) -> None:
     """Rejects flags this task would silently ignore or cannot honour.
 
     Raises:
-        ValueError: a continuation-only flag, a whole-mix source, a reserve without classes to fill,
+        ValueError: a whole-mix source, a reserve without classes to fill,
             or a Spleeter export at a rate or channel count Spleeter's training does not read.
     """
-    if args.target_stem or args.target_label:
-        raise ValueError('--task=separation takes --targets and --target-labels, not --target-stem/--target-label')
-    if args.write_audio or args.report:
-        raise ValueError('--write-audio and --report are continuation options (separation samples always '
-                         'hold their audio)')
     if args.source == 'folders':
         raise ValueError('--task=separation needs stems; --source=folders songs are whole mixes')
     if args.sample_rate <= 0:
@@ -282,7 +277,7 @@ class SeparationTask(Task):
     # The demo corpus has drums, bass, guitar and keys (no vocals): keys go to other.
     DEMO_DEFAULTS = {'targets': ['drums,bass,guitar,other'], 'export': ['folders,spleeter-csv']}
     WRITERS = WRITERS
-    OPTIONS = SeparationOptions
+    OPTIONS = (SeparationOptions,)
     size_of = staticmethod(sample_bytes)
 
     def __init__(self, args, beam_options):

@@ -30,8 +30,8 @@ class Task(beam.PTransform):
     DEMO_DEFAULTS = {}
     # format -> writer class (constructed with the shard path; write(record); context manager).
     WRITERS = {}
-    # The PipelineOptions subclass holding this task's own flags (None: it has none).
-    OPTIONS = None
+    # The PipelineOptions subclasses declaring this task's own flags: every other task refuses them.
+    OPTIONS = ()
     # Dests of flags another task's OPTIONS declares that this task reads too (a flag is
     # declared once; --sample-rate is separation's and descriptors'): never refused for it.
     SHARED_OPTIONS = ()
@@ -50,10 +50,9 @@ class Task(beam.PTransform):
     @classmethod
     def option_names(cls) -> tuple:
         """The argparse names (dests) of this task's own flags (OPTIONS)."""
-        if cls.OPTIONS is None:
-            return ()
         parser = argparse.ArgumentParser(add_help=False)
-        cls.OPTIONS._add_argparse_args(parser)
+        for options in cls.OPTIONS:
+            options._add_argparse_args(parser)
         return tuple(action.dest for action in parser._actions)
 
     def fill_classes(self) -> tuple:
