@@ -34,7 +34,7 @@ from pipelines.progress import HashProgress
 from schemas.manifest import MANIFEST_NAME, read_manifest
 from schemas.records import artist_key
 from schemas.shards import SHARD_PATTERNS, join
-from schemas.webdataset import npy_load
+from schemas.webdataset import npy_load, tar_samples
 from schemas.windows import split_pending
 
 CODE_FIELDS = ('context', 'target')
@@ -93,10 +93,8 @@ def _codes_sha(arrays) -> str:
 
 def _read_webdataset(scan: Scan, path: str, data: bytes, split: str) -> int:
     import soundfile
-    import webdataset
-    files = webdataset.tariterators.tar_file_expander([{'url': path, 'stream': io.BytesIO(data)}])
     count = 0
-    for sample in webdataset.tariterators.group_by_keys(files):
+    for sample in tar_samples([{'url': path, 'stream': io.BytesIO(data)}]):
         count += 1
         key = sample['__key__']
         try:

@@ -32,11 +32,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from schemas.manifest import MANIFEST_NAME, read_manifest
-from schemas.webdataset import npy_load
+from schemas.webdataset import npy_load, open_shards, tar_samples
 
 TASKS = ('continuation',)
 MODES = ('continuation', 'stemming')
-BEAM_SCHEMES = ('s3://', 'gs://')
 
 
 def _webdataset():
@@ -154,20 +153,8 @@ def _slot(rank, world_size):
     return rank * workers + worker_id, world_size * workers
 
 
-def _open_stream(url: str):
-    if url.startswith(BEAM_SCHEMES):
-        from apache_beam.io.filesystems import FileSystems
-        return FileSystems.open(url, mime_type='application/x-tar')
-    return _webdataset().gopen(url)
-
-
 def _shard_dicts(urls):
     return lambda: iter([{'url': url} for url in urls])
-
-
-def _open_shards(shards):
-    for shard in shards:
-        yield dict(shard, stream=_open_stream(shard['url']))
 
 
 def _every_nth(samples, slot: int, slots: int):
@@ -239,9 +226,8 @@ class StemDataset(IterableDataset):
         """The webdataset pipeline of one slot's samples (raw tar members, shuffled)."""
         wds = _webdataset()
         urls, sample_split = self.shards_of(slot, slots)
-        stages = [_shard_dicts(urls), wds.filters.pipelinefilter(_open_shards)(),
-                  wds.filters.pipelinefilter(wds.tariterators.tar_file_expander)(),
-                  wds.filters.pipelinefilter(wds.tariterators.group_by_keys)()]
+        stages = [_shard_dicts(urls), wds.filters.pipelinefilter(open_shards)(),
+                  wds.filters.pipelinefilter(tar_samples)()]
         if sample_split:
             stages.append(wds.filters.pipelinefilter(_every_nth)(slot, slots))
         if self.shuffle_buffer > 1:

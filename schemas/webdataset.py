@@ -3,6 +3,10 @@
 ``__key__`` = example id; ``json`` = metadata; ``context.npy``/``target.npy`` = int16
 ``[codebooks, frames]`` (no pickle); with --write-audio, ``context.flac``/``target.flac``.
 Tar members carry fixed mtime, owner and mode, so equal inputs give equal bytes.
+
+Reading: ``tar_samples`` is the one tar reader (the trainer's stream, verify and the report
+use it): tar members grouped by key, from shards opened with ``open_shards`` (local paths and
+``https://`` through webdataset's ``gopen``, ``s3://`` and ``gs://`` through Beam's FileSystems).
 """
 import io
 import json
@@ -77,16 +81,46 @@ class WebDatasetWriter:
         return self._file.sha256
 
 
+BEAM_SCHEMES = ('s3://', 'gs://')
+
+
+def open_shard(url: str):
+    """A shard's byte stream: s3:// and gs:// through Beam's FileSystems, the rest (local paths,
+    https://) through webdataset's gopen."""
+    if url.startswith(BEAM_SCHEMES):
+        from apache_beam.io.filesystems import FileSystems
+        return FileSystems.open(url, mime_type='application/x-tar')
+    import webdataset
+    return webdataset.gopen(url)
+
+
+def open_shards(shards):
+    """{'url'} dicts -> the same with their 'stream' opened."""
+    for shard in shards:
+        yield dict(shard, stream=open_shard(shard['url']))
+
+
+def tar_samples(shards):
+    """Raw samples of the shards ({'url', 'stream'} dicts): {'__key__', '__url__', '<member
+    suffix>': bytes}, one per example, in tar order."""
+    from webdataset import tariterators
+    return tariterators.group_by_keys(tariterators.tar_file_expander(shards))
+
+
+def decode_members(raw: dict) -> dict:
+    """A raw sample with ``json`` parsed and ``.npy`` members loaded (others stay bytes)."""
+    sample = {'__key__': raw['__key__']}
+    for key, value in raw.items():
+        if key.endswith('.npy') or key == 'npy':
+            sample[key] = npy_load(value)
+        elif key == 'json':
+            sample[key] = json.loads(value)
+        elif not key.startswith('__'):
+            sample[key] = value
+    return sample
+
+
 def read_samples(path_or_url: str):
     """Yields decoded samples of one shard: {'__key__', 'json' (dict), 'context.npy', ...}."""
-    import webdataset
-    for raw in webdataset.WebDataset(path_or_url, shardshuffle=False, empty_check=False):
-        sample = {'__key__': raw['__key__']}
-        for key, value in raw.items():
-            if key.endswith('.npy') or key == 'npy':
-                sample[key] = npy_load(value)
-            elif key == 'json':
-                sample[key] = json.loads(value)
-            elif not key.startswith('__'):
-                sample[key] = value
-        yield sample
+    for raw in tar_samples(open_shards([{'url': path_or_url}])):
+        yield decode_members(raw)
