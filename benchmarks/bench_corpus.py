@@ -62,7 +62,7 @@ def main():
         with open(os.path.join(out, 'manifest.json')) as f:
             manifest = json.load(f)
         windows = counters.get('EncodeChunksFn.windows_encoded', 0)
-        window_s = windows * manifest['options']['chunk_seconds']
+        window_s = windows * manifest['windows']['chunk_samples'] / manifest['windows']['sample_rate_hz']
         codec_in = counters.get('EncodeChunksFn.codec_input_ms', 0) / 1000
         stages = {k.split('.')[-1]: round(v / 1000, 1) for k, v in counters.items()
                   if k.endswith('_ms') and 'audio' not in k and 'input' not in k}

@@ -25,7 +25,7 @@ def bench_demo(out: str) -> None:
     result = run(['--demo', f'--input={corpus}', f'--output={dataset}'])
     wall = time.perf_counter() - start
     windows = result.counters['EncodeChunksFn.windows_encoded']
-    seconds = windows * result.manifest['options']['chunk_seconds']
+    seconds = windows * result.manifest['windows']['chunk_samples'] / result.manifest['windows']['sample_rate_hz']
     print(f'demo build: {wall:.1f} s wall, {result.manifest["totals"]["examples"]} examples, '
           f'{windows} windows ({seconds:.0f} s of audio) encoded, {seconds / wall:.2f} audio s per wall s')
 

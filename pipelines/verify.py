@@ -31,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.flags import parse_tool_args
 from pipelines.progress import HashProgress
-from schemas.manifest import MANIFEST_NAME, read_manifest
+from schemas.manifest import MANIFEST_NAME, read_manifest, window_frames
 from schemas.records import artist_key
 from schemas.shards import SHARD_PATTERNS, join
 from schemas.webdataset import npy_load, tar_samples
@@ -227,7 +227,7 @@ def scan_dataset(root: str, show_progress: bool = False) -> Scan:
 
 def _scan(root: str, manifest: dict, meter) -> Scan:
     task = manifest.get('task', 'continuation')
-    frames = round(manifest['options']['chunk_seconds'] * manifest['codec']['frame_rate']) if task == 'continuation' else 0
+    frames = window_frames(manifest, root) if task == 'continuation' else 0
     scan = Scan(root=root, manifest=manifest, frames=frames, task=task)
     listed, formats = set(), set(READERS) if task == 'continuation' else set()
     for split, fmt, shard in _listed_shards(manifest):
@@ -387,15 +387,8 @@ def decode_examples(root: str, manifest: dict, count: int, out_dir: str, seed: i
     from schemas.webdataset import read_samples
     from transforms.codec import CodecSettings, load_codec
     codec = manifest['codec']
-    weights = codec['weights']
-    kind, _, detail = weights.partition(':')
-    if kind == 'random':
-        settings = CodecSettings(name=codec['name'], weights='random', seed=int(detail),
-                                 backend=codec.get('backend', 'transformers'), device='cpu')
-    else:
-        path = detail if detail and not detail.startswith('facebook/') else None
-        settings = CodecSettings(name=codec['name'], weights='pretrained', path=path,
-                                 backend=codec.get('backend', 'transformers'), device='cpu')
+    settings = CodecSettings(name=codec['name'], weights=codec['weights_kind'], seed=codec['weights_seed'] or 0,
+                             path=codec['weights_path'], backend=codec['backend'], device='cpu')
     shards = [(split, s['path']) for split, fmt, s in _listed_shards(manifest) if fmt == 'webdataset']
     keys = sorted((split, path, i) for split, path in shards
                   for i in range(next(s['examples'] for _, f, s in _listed_shards(manifest) if s['path'] == path)))

@@ -125,3 +125,12 @@ def read_counters(root: str):
         return None
     with FileSystems.open(path) as handle:
         return json.loads(handle.read().decode('utf-8'))
+
+
+def window_frames(manifest: dict, where: str) -> int:
+    """Codec frames per example window of a continuation dataset, from the manifest's ``windows``
+    (the geometry the build recorded: frames, chunk, hop and margin samples)."""
+    if 'windows' not in manifest:
+        raise ValueError(f'{where}: the manifest records no "windows" geometry (format_version '
+                         f'{manifest.get("format_version")}, an older build): rebuild the dataset')
+    return int(manifest['windows']['frames'])

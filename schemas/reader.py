@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from schemas.manifest import MANIFEST_NAME, read_manifest
+from schemas.manifest import MANIFEST_NAME, read_manifest, window_frames
 from schemas.webdataset import npy_load, open_shards, tar_samples
 
 TASKS = ('continuation',)
@@ -99,9 +99,9 @@ def describe(url_or_path, split: str = 'train') -> DatasetInfo:
     stats = manifest['splits'][split]
     codec = manifest['codec']
     urls = tuple(_shard_url(url_or_path, s['path']) for s in stats['shards'].get('webdataset', []))
-    frames = round(manifest['options']['chunk_seconds'] * codec['frame_rate'])
     return DatasetInfo(urls=urls, codebooks=codec['codebooks'], codebook_size=codec['codebook_size'],
-                       frames=frames, examples=stats['examples'])
+                       frames=window_frames(manifest, url_or_path), examples=stats['examples'])
+
 
 
 @dataclass

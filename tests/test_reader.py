@@ -165,3 +165,23 @@ def test_delay_pattern_shifts_codebook_k_by_k_frames():
     assert torch.equal(undo_delay_pattern(delayed), codes)
     as_numpy = apply_delay_pattern(codes.numpy(), pad_id=size)
     assert np.array_equal(as_numpy, delayed.numpy()) and np.array_equal(undo_delay_pattern(as_numpy), codes.numpy())
+
+
+def test_the_reader_goes_by_the_manifests_window_geometry_not_the_options(demo, tmp_path):
+    import json
+    import os
+    manifest = json.load(open(os.path.join(demo.output, 'manifest.json')))
+    windows, codec = manifest['windows'], manifest['codec']
+    assert windows['frames'] == 512 and windows['chunk_samples'] == 512 * windows['sample_rate_hz'] // 50
+    assert windows['hop_samples'] == windows['chunk_samples'] and windows['margin_samples'] % 640 == 0
+    assert (codec['weights_kind'], codec['weights_seed'], codec['weights_path']) == ('random', 0, None)
+    copy = tmp_path / 'copy'
+    os.makedirs(copy)
+    os.symlink(os.path.join(demo.output, 'webdataset'), copy / 'webdataset')
+    manifest['options'] = {'chunk_seconds': 1.0}          # a flag dump the reader must not read
+    (copy / 'manifest.json').write_text(json.dumps(manifest))
+    assert describe(str(copy), 'test').frames == 512
+    del manifest['windows']
+    (copy / 'manifest.json').write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match='records no "windows" geometry'):
+        describe(str(copy), 'test')

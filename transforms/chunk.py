@@ -61,6 +61,12 @@ class WindowSpec:
     def frames(self) -> int:
         return self.chunk // self.hop_length
 
+    def manifest(self) -> dict:
+        """The geometry as the manifest records it (what readers and verify go by)."""
+        return {'frames': self.frames, 'chunk_samples': self.chunk, 'hop_samples': self.hop,
+                'margin_samples': self.margin, 'span_windows': self.span_windows,
+                'sample_rate_hz': self.sample_rate_hz, 'keep_partial': self.keep_partial}
+
     def starts(self, num_samples: int) -> list:
         """Start sample of every window of a waveform of ``num_samples``."""
         full = list(range(0, num_samples - self.chunk + 1, self.hop))

@@ -99,7 +99,9 @@ def codec_settings(args, beam_options) -> CodecSettings:
 def codec_manifest(codec: CodecSettings, batch_size: int = 0) -> dict:
     """What the manifest says about the codec that made the tokens and how it ran."""
     spec = codec.spec
-    return dict({'name': spec.name, 'weights': codec.weights_id, 'backend': codec.backend,
+    return dict({'name': spec.name, 'weights': codec.weights_id, 'weights_kind': codec.weights,
+                 'weights_seed': codec.seed if codec.weights == 'random' else None,
+                 'weights_path': None if codec.weights == 'random' else codec.path, 'backend': codec.backend,
                  'sample_rate_hz': spec.sample_rate_hz, 'channels': spec.channels, 'frame_rate': spec.frame_rate,
                  'codebooks': spec.codebooks, 'codebook_size': spec.codebook_size,
                  'bandwidth_kbps': spec.bandwidth_kbps}, **identity(codec, batch_size))

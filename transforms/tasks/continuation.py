@@ -68,7 +68,7 @@ class ContinuationTask(Task):
 
     def manifest_info(self) -> dict:
         # Whether validation and test examples were augmented and distorted (--augment-eval) or clean.
-        return {'codec': codec_manifest(self.codec, self.args.encode_batch_size),
+        return {'codec': codec_manifest(self.codec, self.args.encode_batch_size), 'windows': self.window.manifest(),
                 'augment_eval': AugmentSettings.from_args(self.args).splits == 'all'}
 
     size_of = staticmethod(sample_bytes)
