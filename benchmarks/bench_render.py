@@ -12,9 +12,9 @@ import torch
 
 from schemas.ids import seeded_rng
 from schemas.records import AugmentParams, DistortionStep
-from transforms.augment import augment
+from transforms.tasks.continuation.augment import augment
 from transforms.codec import CodecSettings, load_codec
-from transforms.distort import DISTORTIONS, distort
+from transforms.tasks.continuation.distort import DISTORTIONS, distort
 from transforms.synth import synth_stems
 
 RATE = 32000

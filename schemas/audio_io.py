@@ -192,3 +192,25 @@ def encode_pcm24(audio: np.ndarray, rate: int, fmt: str = 'FLAC') -> bytes:
 def decode_flac(data: bytes) -> np.ndarray:
     audio, _ = sf.read(io.BytesIO(data), dtype='float32', always_2d=True)
     return np.ascontiguousarray(audio.T)
+
+
+MIX_HEADROOM = 0.99       # the peak a mix is scaled down to when it would clip
+
+
+def peak_of(audio: np.ndarray) -> float:
+    return float(np.max(np.abs(audio))) if audio.size else 0.0
+
+
+def gain_for_peak(peak: float) -> float:
+    """The gain that brings ``peak`` to at most MIX_HEADROOM (1.0 when already below)."""
+    return min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
+
+
+def headroom_gain(audio: np.ndarray) -> float:
+    """The gain that brings the audio's peak to at most MIX_HEADROOM (1.0 when already below)."""
+    return gain_for_peak(peak_of(audio))
+
+
+def scaled(audio: np.ndarray, gain: float) -> np.ndarray:
+    """``audio`` times ``gain`` as float32 (the same array when the gain is 1)."""
+    return audio if gain == 1.0 else (audio * np.float32(gain)).astype(np.float32)

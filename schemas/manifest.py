@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import _DictRecord
+from schemas.records import DictRecord
 from schemas.shards import join, write_atomic
 
 MANIFEST_NAME = 'manifest.json'
@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class ExportedFile(_DictRecord):
+class ExportedFile(DictRecord):
     """A file a task's export wrote beside the shards (a track's WAV, a CSV)."""
     export: str          # 'folders', 'spleeter-csv', ...
     path: str            # relative to the dataset root

@@ -14,8 +14,9 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 
-class _DictRecord:
-    """``to_dict``/``from_dict`` for records whose fields are plain values or tuples."""
+class DictRecord:
+    """The public base of the records: ``to_dict``/``from_dict`` for dataclasses whose fields are plain
+    values or tuples of them (or of records)."""
 
     def to_dict(self) -> dict:
         out = {}
@@ -41,7 +42,7 @@ class _DictRecord:
 
 
 @dataclass(frozen=True)
-class StemRef(_DictRecord):
+class StemRef(DictRecord):
     """One stem file of a song: its instance name, class and where it is."""
     instance: str          # 'guitar', 'guitar#2'
     instrument: str        # canonical class
@@ -81,7 +82,7 @@ def artist_key(artist: str) -> str:
 
 
 @dataclass(frozen=True)
-class SongRef(_DictRecord):
+class SongRef(DictRecord):
     """Where a song's files are and what they are called. Small: no audio."""
     song_id: str
     artist: Optional[str]
@@ -119,7 +120,7 @@ class SongRef(_DictRecord):
 
 
 @dataclass(frozen=True)
-class FailedRecord(_DictRecord):
+class FailedRecord(DictRecord):
     """One element that failed a stage, for the run's error log."""
     stage: str
     input: str
@@ -149,7 +150,7 @@ class LoadedSong:
 
 
 @dataclass(frozen=True)
-class AugmentParams(_DictRecord):
+class AugmentParams(DictRecord):
     """One augmented variant's parameters, applied alike to context and target."""
     pitch_semitones: float = 0.0
     tempo: float = 1.0
@@ -157,7 +158,7 @@ class AugmentParams(_DictRecord):
 
 
 @dataclass(frozen=True)
-class DistortionStep(_DictRecord):
+class DistortionStep(DictRecord):
     """One effect applied to a context: its name and parameters (name, value pairs)."""
     name: str
     params: Tuple[Tuple[str, object], ...] = ()
@@ -172,7 +173,7 @@ class DistortionStep(_DictRecord):
 
 
 @dataclass(frozen=True)
-class ExamplePlan(_DictRecord):
+class ExamplePlan(DictRecord):
     """One planned example family of a song: a target instance, a context assortment, and the
     variant (0 = original; others carry their augmentation) with the context's distortion."""
     target: str
@@ -242,7 +243,7 @@ class EncodedWaveform:
 
 
 @dataclass(frozen=True)
-class ExampleMeta(_DictRecord):
+class ExampleMeta(DictRecord):
     """Everything about an example except its codes and audio."""
     example_id: str
     song_id: str
@@ -293,7 +294,7 @@ class Example:
 
 
 @dataclass(frozen=True)
-class DescriptorMeta(_DictRecord):
+class DescriptorMeta(DictRecord):
     """Which audio a block of descriptor frames describes: one stem of a song, or its mix."""
     example_id: str
     song_id: str

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from schemas.audio_io import decode_flac, rms_dbfs
 from schemas.parquet import ParquetWriter
-from schemas.records import LoadedSong, SongRef, _DictRecord
+from schemas.records import LoadedSong, SongRef, DictRecord
 from schemas.shards import shard_path
 from schemas.webdataset import WebDatasetWriter
 
@@ -66,7 +66,7 @@ class SeparatedSong:
 
 
 @dataclass(frozen=True)
-class SeparationMeta(_DictRecord):
+class SeparationMeta(DictRecord):
     """Everything about one chunk except its audio (the sample's json and the index row)."""
     example_id: str
     song_id: str

@@ -4,12 +4,13 @@ A file appears under its final name only when complete: data goes to a temporary
 name beside it and is renamed at the end, as Beam's own file sinks do.
 """
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import _DictRecord
+from schemas.records import DictRecord
 
 SHARD_PATTERNS = {
     'webdataset': 'webdataset/{split}/{split}-{index:06d}.tar',
@@ -44,7 +45,7 @@ def work_path(root: str, *parts) -> str:
 
 
 @dataclass(frozen=True)
-class ShardStats(_DictRecord):
+class ShardStats(DictRecord):
     split: str
     format: str
     path: str            # relative to the dataset root
@@ -120,3 +121,9 @@ def write_atomic(path: str, data: bytes) -> tuple:
     with AtomicFile(path) as handle:
         handle.write(data)
     return handle.bytes, handle.sha256
+
+
+def plan_document(waveforms: dict, examples: int) -> bytes:
+    """A song's plan file in the work folder (the progress line reads it): {waveform id: windows
+    to encode} and the number of examples they make."""
+    return json.dumps({'waveforms': waveforms, 'examples': int(examples)}, sort_keys=True).encode('utf-8')

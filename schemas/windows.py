@@ -21,7 +21,7 @@ from typing import Optional
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.manifest import ERRORS_PATH, MANIFEST_NAME, build_manifest, read_manifest, write_manifest
-from schemas.records import _DictRecord
+from schemas.records import DictRecord
 from schemas.shards import join, write_atomic
 
 PARTS_DIR = 'manifests'
@@ -34,7 +34,7 @@ ARCHIVE, SONG, DUPLICATE = 'archive', 'song', 'duplicate'
 
 
 @dataclass(frozen=True)
-class ArchiveEntry(_DictRecord):
+class ArchiveEntry(DictRecord):
     """One archive a window looked at: where, how big and when changed (as listed), the song it
     holds (None when it could not be read) and, for a copy of content already in the dataset,
     the archive that holds it."""
@@ -46,7 +46,7 @@ class ArchiveEntry(_DictRecord):
 
 
 @dataclass(frozen=True)
-class DuplicateArchive(_DictRecord):
+class DuplicateArchive(DictRecord):
     """An archive skipped because its content (``song_id``) is already in, from ``duplicate_of``."""
     path: str
     song_id: str

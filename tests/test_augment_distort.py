@@ -3,8 +3,8 @@ import pytest
 
 from schemas.ids import seeded_rng
 from schemas.records import AugmentParams, DistortionStep, ExamplePlan
-from transforms.augment import AugmentSettings, augment, augmented_length, draw_params, parse_range
-from transforms.distort import DISTORTIONS, DistortSettings, distort, draw_distortion, parse_distortions
+from transforms.tasks.continuation.augment import AugmentSettings, augment, augmented_length, draw_params, parse_range
+from transforms.tasks.continuation.distort import DISTORTIONS, DistortSettings, distort, draw_distortion, parse_distortions
 from transforms.synth import synth_mix
 
 RATE = 32000
@@ -96,7 +96,7 @@ def test_distortion_draws():
 
 def _planned(split='train', augment=None, distortion=None):
     from schemas.records import LoadedSong, PlannedSong, SongRef
-    from transforms.plan import plan_song
+    from transforms.tasks.continuation.plan import plan_song
     audio = {n: synth_mix(i, 3.0, RATE) for i, n in enumerate(('drums', 'bass', 'guitar'))}
     ref = SongRef(song_id='s', artist='A', title='t', source='stems', input_path='p', container='zip',
                   content_sha256='0')
@@ -108,7 +108,7 @@ def _planned(split='train', augment=None, distortion=None):
 
 def _render(planned):
     from transforms.chunk import WindowSpec
-    from transforms.render import EXAMPLES, RenderFn
+    from transforms.tasks.continuation.render import EXAMPLES, RenderFn
     fn = RenderFn(WindowSpec(1.28, None, 0.32, RATE, 640, False), -50, 'encodec_32khz', 'random:0', 50.0)
     waves, metas = {}, []
     for out in fn.process(planned):

@@ -6,7 +6,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import ExamplePlan, LoadedSong, PlannedSong, SongRef
 from transforms.chunk import WindowSpec
-from transforms.render import EXAMPLES, RenderFn, mix_stems
+from transforms.tasks.continuation.render import EXAMPLES, RenderFn, mix_stems
 
 
 def _spec(**kw):
@@ -105,7 +105,7 @@ def test_memory_budget_flushes_contexts_early_without_losing_windows():
 
 def test_waveform_parts_are_merged_before_examples_are_assembled():
     from schemas.records import EncodedWaveform, ExampleMeta
-    from transforms.assemble import AttachCodesFn
+    from transforms.tasks.continuation.assemble import AttachCodesFn
     meta = ExampleMeta(example_id='e', song_id='s', artist=None, title='t', source='stems', split='train',
                        target_stem='bass', target_instrument='bass', context_stems=('drums',), assortment=0,
                        variant=0, chunk_index=1, start_seconds=1.0, duration_seconds=1.0, mix_gain=1.0,

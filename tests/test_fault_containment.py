@@ -11,7 +11,7 @@ from schemas.manifest import read_errors
 from schemas.webdataset import read_samples
 from tests.conftest import FAST_FLAGS
 from tests.corpus import write_song
-from transforms.assemble import AttachCodesFn
+from transforms.tasks.continuation.assemble import AttachCodesFn
 from transforms.failures import FAULTS_ENV, FAILED
 
 STAGES = ('render', 'augment', 'distort', 'chunk', 'encode', 'assemble', 'write')

@@ -3,7 +3,7 @@ import pytest
 
 from schemas.ids import seeded_rng
 from schemas.records import LoadedSong, SongRef, artist_key
-from transforms.plan import choose_assortments, parse_targets, plan_song
+from transforms.tasks.continuation.plan import choose_assortments, parse_targets, plan_song
 from transforms.split import parse_ratios, plan_splits, split_of
 
 
@@ -80,8 +80,8 @@ def test_plan_targets_instances_skips_silent_and_explains_empty():
 
 
 def test_evaluation_splits_stay_clean_unless_asked():
-    from transforms.augment import AugmentSettings
-    from transforms.distort import DistortSettings
+    from transforms.tasks.continuation.augment import AugmentSettings
+    from transforms.tasks.continuation.distort import DistortSettings
     augment, distortion = AugmentSettings(count=2), DistortSettings(names=('eq', 'noise'), p=1.0)
     names = ['drums', 'bass', 'guitar', 'keys']
     train, _ = plan_song(_song(names), ('guitar',), 4, 3, 0, augment, distortion)
@@ -97,8 +97,8 @@ def test_evaluation_splits_stay_clean_unless_asked():
 def test_augment_eval_flag_reaches_the_settings_and_the_manifest(tmp_path):
     from pipelines.build import resolve_paths
     from pipelines.options import parse_args
-    from transforms.augment import AugmentSettings
-    from transforms.tasks.continuation import ContinuationTask
+    from transforms.tasks.continuation.augment import AugmentSettings
+    from transforms.tasks.continuation.task import ContinuationTask
     for flags, expected in (([], False), (['--augment-eval'], True), (['--augment-splits=all'], True)):
         args, beam_options = parse_args([f'--input={tmp_path}', f'--output={tmp_path / "out"}',
                                          '--codec-weights=random'] + flags)

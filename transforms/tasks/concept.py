@@ -26,15 +26,14 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.audio_io import rms_dbfs
 from schemas.ids import stable_id
-from schemas.records import ChunkedWaveform, LoadedSong, _DictRecord
-from schemas.shards import work_path, write_atomic
+from schemas.records import ChunkedWaveform, LoadedSong, DictRecord
+from schemas.shards import plan_document, work_path, write_atomic
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normalize_label
 from transforms.chunk import WindowSpec
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED, contained
 from transforms.tasks.audiocraft_export import ExportAudiocraft, concept_item, parse_audiocraft_export
-from transforms.render import plan_document
 from transforms.tasks.concept_export import (LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
                                              sample_bytes)
 from transforms.tasks.task import RECORDS, Task
@@ -93,7 +92,7 @@ def concept_of(song: LoadedSong, instance: str, from_folder: bool) -> Tuple[str,
 
 
 @dataclass(frozen=True)
-class ConceptMeta(_DictRecord):
+class ConceptMeta(DictRecord):
     """Everything about one fragment except its codes and audio (the sample's json, the Parquet row)."""
     example_id: str
     song_id: str

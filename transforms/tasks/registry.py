@@ -1,6 +1,6 @@
 """The tasks ``--task`` chooses from. Each task's own flags live in its module."""
 from transforms.tasks.concept import ConceptTask
-from transforms.tasks.continuation import ContinuationTask
+from transforms.tasks.continuation.task import ContinuationTask
 from transforms.tasks.descriptors import DescriptorsTask
 from transforms.tasks.separation import SeparationTask
 

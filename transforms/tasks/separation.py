@@ -17,13 +17,12 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from schemas.audio_io import encode_pcm24, sum_audio
+from schemas.audio_io import encode_pcm24, headroom_gain, sum_audio
 from schemas.ids import stable_id
 from schemas.separation import (FLAC_SUBTYPE, MIXTURE, RMS_FLOOR_DB, WRITERS, SeparatedSong, SeparationExample,
                                 SeparationMeta, level_db, sample_bytes)
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, normalize_label
 from transforms.failures import FAILED, contained
-from transforms.render import headroom_gain
 from transforms.tasks.separation_export import (FOLDERS, SPLEETER_CSV, ExportTracks, folder_path, parse_exports,
                                                 track_name)
 from transforms.tasks.task import RECORDS, Task

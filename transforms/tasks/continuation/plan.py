@@ -14,8 +14,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import seeded_rng
 from schemas.records import ExamplePlan, LoadedSong, PlannedSong
-from transforms.augment import AugmentSettings, draw_params
-from transforms.distort import DistortSettings, draw_distortion
+from transforms.tasks.continuation.augment import AugmentSettings, draw_params
+from transforms.tasks.continuation.distort import DistortSettings, draw_distortion
 from schemas.taxonomy import CANONICAL_CLASSES, RHYTHM_SECTION, WHOLE_MIX, instrument_of, normalize_label
 
 MAX_STEMS_FOR_ASSORTMENTS = 64

@@ -10,16 +10,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.shards import work_path
 from schemas.webdataset import sample_bytes
-from transforms.assemble import AssembleExamples
-from transforms.augment import AugmentOptions, AugmentSettings
+from transforms.tasks.continuation.assemble import AssembleExamples
+from transforms.tasks.continuation.augment import AugmentOptions, AugmentSettings
 from transforms.tasks.audiocraft_export import ExportAudiocraft, continuation_item, parse_audiocraft_export
 from transforms.chunk import Chunk, WindowSpec
-from transforms.distort import DistortOptions, DistortSettings
+from transforms.tasks.continuation.distort import DistortOptions, DistortSettings
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED
-from transforms.plan import PlanExamples, PlanOptions, parse_labels, parse_targets
-from transforms.render import EXAMPLES, Render, RenderOptions
+from transforms.tasks.continuation.plan import PlanExamples, PlanOptions, parse_labels, parse_targets
+from transforms.tasks.continuation.render import EXAMPLES, Render, RenderOptions
 from transforms.tasks.task import RECORDS, Task
 from transforms.write import WRITERS
 

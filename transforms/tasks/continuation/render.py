@@ -20,17 +20,16 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.metrics import Metrics
 
-from schemas.audio_io import sum_audio
+from schemas.audio_io import gain_for_peak, headroom_gain, peak_of, scaled, sum_audio
 from schemas.ids import stable_id
 from schemas.records import ExampleMeta, PlannedSong, Waveform
-from schemas.shards import write_atomic
+from schemas.shards import plan_document, write_atomic
 from schemas.taxonomy import instrument_of
-from transforms.augment import augment
-from transforms.distort import distort
+from transforms.tasks.continuation.augment import augment
+from transforms.tasks.continuation.distort import distort
 from transforms.failures import FAILED, contained, in_stage
 
 EXAMPLES = 'examples'
-MIX_HEADROOM = 0.99
 
 
 class RenderOptions(PipelineOptions):
@@ -40,31 +39,6 @@ class RenderOptions(PipelineOptions):
                             help='Most context audio (MiB) a song holds while waiting for all the targets '
                                  'that share it; past it, contexts are emitted early (a shared context may '
                                  'then be encoded in parts). Default: 1024.')
-
-
-def plan_document(waveforms: dict, examples: int) -> bytes:
-    """A song's plan file in the work folder (the progress line reads it): {waveform id: windows
-    to encode} and the number of examples they make."""
-    return json.dumps({'waveforms': waveforms, 'examples': int(examples)}, sort_keys=True).encode('utf-8')
-
-
-def peak_of(audio: np.ndarray) -> float:
-    return float(np.max(np.abs(audio))) if audio.size else 0.0
-
-
-def gain_for_peak(peak: float) -> float:
-    """The gain that brings ``peak`` to at most MIX_HEADROOM (1.0 when already below)."""
-    return min(1.0, MIX_HEADROOM / peak) if peak > 0 else 1.0
-
-
-def headroom_gain(audio: np.ndarray) -> float:
-    """The gain that brings the audio's peak to at most MIX_HEADROOM (1.0 when already below)."""
-    return gain_for_peak(peak_of(audio))
-
-
-def scaled(audio: np.ndarray, gain: float) -> np.ndarray:
-    """``audio`` times ``gain`` as float32 (the same array when the gain is 1)."""
-    return audio if gain == 1.0 else (audio * np.float32(gain)).astype(np.float32)
 
 
 def mix_stems(audio: dict, names) -> tuple:
