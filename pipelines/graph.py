@@ -1,7 +1,7 @@
 """The graph every build runs: source -> SkipDuplicates -> the shared song stages (PlanSplits,
 FillMissing, LoadStems, AssignSplit) -> the task -> ContainFailures -> WriteDataset. The streaming
-build (pipelines/stream_graph.py) puts the same song stages and task between its watching source
-and its windowed sink.
+build (pipelines/stream_graph.py) runs the same ``songs_to_sink`` (song stages, task, failures)
+between its watching source and its windowed sink: the sink is a parameter.
 """
 import functools
 
@@ -45,6 +45,16 @@ def task_records(songs, task):
     return (made[RECORDS], made[FAILED], songs) | 'ContainFailures' >> ContainFailures(task.size_of)
 
 
+def songs_to_sink(songs, upstream_failures: tuple, args, task, sink, whole_corpus: bool = True):
+    """The part every build shares, between its deduplicated songs and its sink: the song stages,
+    the task, ContainFailures, every failure merged. ``sink(records, failures)`` writes them (the
+    batch build's WriteDataset, the streaming build's WriteWindow); returns what it returns."""
+    split, load_failures = split_songs(songs, args, task, whole_corpus)
+    records, task_failures = task_records(split, task)
+    failures = tuple(upstream_failures) + (load_failures, task_failures) | 'MergeFailures' >> beam.Flatten()
+    return sink(records, failures)
+
+
 def build_graph(pipeline, args, task):
     """Adds every stage to ``pipeline``: source -> shared song stages -> the task -> sinks.
     Returns the PCollection holding the manifest's path."""
@@ -56,14 +66,13 @@ def build_graph(pipeline, args, task):
          | 'CountSongs' >> beam.combiners.Count.Globally()
          | 'RecordSongCount' >> beam.Map(write_song_count, args.output))
     copies = unique[DUPLICATES] | 'DuplicatesToErrors' >> beam.Map(duplicate_failure)
-    songs, load_failures = split_songs(unique.songs, args, task)
-    records, task_failures = task_records(songs, task)
-    failures = (source[FAILED], copies, load_failures, task_failures) | 'MergeFailures' >> beam.Flatten()
-    exports = task.exports(records, args.output)
-    return (records, failures) | 'WriteDataset' >> WriteDataset(
-        args.output, manifest_info(args, task), args.shard_examples, args.shard_mb,
-        stats_root=work_path(args.output, 'shards'), writers=task.WRITERS, size_of=task.size_of,
-        wait_for=exports)
+
+    def sink(records, failures):
+        return (records, failures) | 'WriteDataset' >> WriteDataset(
+            args.output, manifest_info(args, task), args.shard_examples, args.shard_mb,
+            stats_root=work_path(args.output, 'shards'), writers=task.WRITERS, size_of=task.size_of,
+            wait_for=task.exports(records, args.output))
+    return songs_to_sink(unique.songs, (source[FAILED], copies), args, task, sink)
 
 
 def manifest_info(args, task) -> dict:

@@ -11,7 +11,7 @@ the job's life and everything after it in fixed windows of ``--window-seconds``.
 import apache_beam as beam
 from apache_beam.transforms.window import FixedWindows
 
-from pipelines.graph import split_songs, task_records
+from pipelines.graph import songs_to_sink
 from schemas.windows import DUPLICATE, SONG
 from transforms.dedup import DUPLICATES, SkipDuplicates
 from transforms.failures import FAILED
@@ -35,11 +35,10 @@ def _read_new_songs(archives, args, known: dict, unbounded: bool):
 
 def _songs_to_sink(songs, read_failures, ledger, args, task, info: dict, namer: WindowNamer):
     """The batch build's song stages and the task, then WriteWindow. Returns the manifest paths."""
-    split, load_failures = split_songs(songs, args, task, whole_corpus=False)
-    records, task_failures = task_records(split, task)
-    failures = (read_failures, load_failures, task_failures) | 'MergeFailures' >> beam.Flatten()
-    return (records, failures, ledger) | 'WriteWindow' >> WriteWindow(
-        args.output, info, namer, args.shard_examples, args.shard_mb, writers=task.WRITERS, size_of=task.size_of)
+    def sink(records, failures):
+        return (records, failures, ledger) | 'WriteWindow' >> WriteWindow(
+            args.output, info, namer, args.shard_examples, args.shard_mb, writers=task.WRITERS, size_of=task.size_of)
+    return songs_to_sink(songs, (read_failures,), args, task, sink, whole_corpus=False)
 
 
 def window_graph(pipeline, args, task, info: dict, archives: list, known: dict, namer: WindowNamer):

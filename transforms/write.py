@@ -142,11 +142,36 @@ def _write_manifest(_, root, info, shard_stats, split_stats, errors_by_stage, *e
     return write_manifest(root, build_manifest(info, shard_stats, split_stats, errors_by_stage, files))
 
 
-def _assign_shard(example, sizes, shard_examples, shard_mb):
+def assign_shard(example, sizes, shard_examples, shard_mb):
     split = example.meta.split
     count, nbytes = sizes[split]
     shards = shard_count(count, nbytes, shard_examples, shard_mb)
     return (split, int(stable_fraction('shard', example.example_id) * shards)), example
+
+
+def add_sizes(values) -> tuple:
+    """Sums (examples, bytes) pairs."""
+    count, nbytes = 0, 0
+    for c, b in values:
+        count, nbytes = count + c, nbytes + b
+    return count, nbytes
+
+
+def shards_and_stats(examples, size_of, shard_examples: int, shard_mb, write_fn):
+    """The sink's shared part (the batch and the windowed sink): each split's size, each example's
+    shard (``assign_shard``), the shards written by ``write_fn`` (a DoFn of (shard key, examples)),
+    and each split's songs and seconds. Returns (written shards, split stats)."""
+    sizes = (examples
+             | 'SizeOf' >> beam.Map(lambda e, size_of: (e.meta.split, (1, size_of(e))), size_of)
+             | 'SizePerSplit' >> beam.CombinePerKey(add_sizes))
+    shards = (examples
+              | 'AssignShard' >> beam.Map(assign_shard, beam.pvalue.AsDict(sizes), shard_examples, shard_mb)
+              | 'GroupShards' >> beam.GroupByKey()
+              | 'WriteShards' >> beam.ParDo(write_fn))
+    split_stats = (examples
+                   | 'SongAndSeconds' >> beam.Map(lambda e: (e.meta.split, (e.meta.song_id, e.meta.duration_seconds)))
+                   | 'StatsPerSplit' >> beam.CombinePerKey(SplitStatsFn()))
+    return shards, split_stats
 
 
 class WriteDataset(beam.PTransform):
@@ -171,18 +196,8 @@ class WriteDataset(beam.PTransform):
 
     def expand(self, inputs):
         examples, failures = inputs
-        sizes = (examples
-                 | 'SizeOf' >> beam.Map(lambda e, size_of: (e.meta.split, (1, size_of(e))), self.size_of)
-                 | 'SizePerSplit' >> beam.CombinePerKey(lambda values: tuple(map(sum, zip((0, 0), *values)))))
-        shards = (examples
-                  | 'AssignShard' >> beam.Map(_assign_shard, beam.pvalue.AsDict(sizes),
-                                              self.shard_examples, self.shard_mb)
-                  | 'GroupShards' >> beam.GroupByKey()
-                  | 'WriteShards' >> beam.ParDo(WriteShardFn(self.root, self.stats_root, self.writers)))
-        split_stats = (examples
-                       | 'SongAndSeconds' >> beam.Map(lambda e: (e.meta.split, (e.meta.song_id,
-                                                                                 e.meta.duration_seconds)))
-                       | 'StatsPerSplit' >> beam.CombinePerKey(SplitStatsFn()))
+        shards, split_stats = shards_and_stats(examples, self.size_of, self.shard_examples, self.shard_mb,
+                                               WriteShardFn(self.root, self.stats_root, self.writers))
         errors_by_stage = (failures
                            | 'AllFailures' >> beam.combiners.ToList()
                            | 'WriteErrors' >> beam.Map(_write_errors, self.root))

@@ -23,7 +23,7 @@ from apache_beam.transforms.window import GlobalWindows
 from schemas.shards import shard_path
 from schemas.webdataset import sample_bytes
 from schemas.windows import ARCHIVE, DUPLICATE, SONG, build_part, publish_part, window_name, write_part
-from transforms.write import SplitStatsFn, WriteShardFn, _assign_shard
+from transforms.write import WriteShardFn, shards_and_stats
 
 
 class WindowNamer:
@@ -104,13 +104,6 @@ class PublishPartFn(beam.DoFn):
         yield path
 
 
-def _add_sizes(values) -> tuple:
-    count, nbytes = 0, 0
-    for c, b in values:
-        count, nbytes = count + c, nbytes + b
-    return count, nbytes
-
-
 class WriteWindow(beam.PTransform):
     """(examples, failures, ledger) of each window -> the manifest's path after each window.
 
@@ -129,18 +122,8 @@ class WriteWindow(beam.PTransform):
 
     def expand(self, inputs):
         examples, failures, ledger = inputs
-        sizes = (examples
-                 | 'SizeOf' >> beam.Map(lambda e, size_of: (e.meta.split, (1, size_of(e))), self.size_of)
-                 | 'SizePerSplit' >> beam.CombinePerKey(_add_sizes))
-        shards = (examples
-                  | 'AssignShard' >> beam.Map(_assign_shard, beam.pvalue.AsDict(sizes),
-                                              self.shard_examples, self.shard_mb)
-                  | 'GroupShards' >> beam.GroupByKey()
-                  | 'WriteShards' >> beam.ParDo(WindowShardFn(self.root, self.writers, self.namer)))
-        split_stats = (examples
-                       | 'SongAndSeconds' >> beam.Map(lambda e: (e.meta.split, (e.meta.song_id,
-                                                                                 e.meta.duration_seconds)))
-                       | 'StatsPerSplit' >> beam.CombinePerKey(SplitStatsFn()))
+        shards, split_stats = shards_and_stats(examples, self.size_of, self.shard_examples, self.shard_mb,
+                                               WindowShardFn(self.root, self.writers, self.namer))
         parts = ((shards | 'TagShards' >> beam.Map(lambda s: ('shard', s)),
                   split_stats | 'TagSplits' >> beam.Map(lambda kv: ('split', kv)),
                   failures | 'TagFailures' >> beam.Map(lambda f: ('failure', f)),

@@ -26,7 +26,7 @@ from schemas.descriptor_columns import COLUMNS, INDEX_FEATURES, add_moments, blo
 from transforms.descriptor_features import check_hop, describe, settings
 from transforms.failures import FAILED, contained
 from transforms.tasks.task import RECORDS, Task
-from transforms.write import _assign_shard
+from transforms.write import assign_shard
 
 MIX = 'mix'
 PARTS = ('stems', 'mix')
@@ -191,7 +191,7 @@ class DescriptorsTask(Task):
                  | 'BlockSizes' >> beam.Map(lambda b: (b.meta.split, (1, block_bytes(b))))
                  | 'SizePerSplit' >> beam.CombinePerKey(lambda values: tuple(map(sum, zip((0, 0), *values)))))
         parts = (records
-                 | 'AssignIndexPart' >> beam.Map(_assign_shard, beam.pvalue.AsDict(sizes), self.args.shard_examples,
+                 | 'AssignIndexPart' >> beam.Map(assign_shard, beam.pvalue.AsDict(sizes), self.args.shard_examples,
                                                  self.args.shard_mb)
                  | 'GroupIndexParts' >> beam.GroupByKey()
                  | 'WriteIndexParts' >> beam.FlatMap(write_part, root, beam.pvalue.AsSingleton(stats)))
