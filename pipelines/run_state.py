@@ -12,10 +12,12 @@ import json
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from schemas.card import CARD_NAME
 from schemas.ids import stable_id
 from schemas.manifest import COUNTERS_NAME, MANIFEST_NAME, read_manifest
 from schemas.shards import WORK_DIR, join, work_path, write_atomic
 from schemas.windows import PARTS_DIR
+from transforms.tasks.registry import TASKS
 
 # How a run is carried out, not what it builds: left out of the manifest's options.
 RUN_CONTROL = ('resume', 'overwrite', 'report', 'progress_seconds',
@@ -54,13 +56,12 @@ def _recorded_fingerprint(root: str):
     return None
 
 
-# What a build writes under its output besides the manifest: shards, the error log, the work
-# folder and the folders tasks write or export into (separation: folders/, spleeter/; descriptors:
-# descriptors/, descriptor-index/; concept: concept/), and the files tasks export beside the
-# manifest (concept: the trainers' metadata files).
-DATASET_FOLDERS = ('webdataset', 'parquet', 'errors', WORK_DIR, 'folders', 'spleeter', 'descriptors',
-                   'descriptor-index', 'concept')
-DATASET_FILES = (MANIFEST_NAME, 'metadata_train.json', 'metadata_val.json', 'metadata_test.json')
+# What a build writes under its output: shards, the error log, the work folder, the manifest,
+# counters and card, and what each task declares it writes or exports (Task.OUTPUT_FOLDERS/FILES).
+DATASET_FOLDERS = tuple(dict.fromkeys(('webdataset', 'parquet', 'errors', WORK_DIR)
+                                      + tuple(f for task in TASKS.values() for f in task.OUTPUT_FOLDERS)))
+DATASET_FILES = tuple(dict.fromkeys((MANIFEST_NAME, COUNTERS_NAME, CARD_NAME)
+                                    + tuple(f for task in TASKS.values() for f in task.OUTPUT_FILES)))
 
 
 def _delete_dataset(root: str) -> None:
@@ -107,12 +108,10 @@ def _written_in_windows(root: str) -> bool:
 
 
 def delete_dataset(root: str) -> None:
-    """Deletes the dataset under ``root``: what a batch build writes, a continuous-mode build's
-    manifest parts and the counters."""
+    """Deletes the dataset under ``root``: what a batch build writes and a continuous-mode build's
+    manifest parts."""
     _delete_dataset(root)
     _delete_folder(join(root, PARTS_DIR))
-    if FileSystems.exists(join(root, COUNTERS_NAME)):
-        FileSystems.delete([join(root, COUNTERS_NAME)])
 
 
 def finish(root: str) -> None:

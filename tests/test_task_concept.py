@@ -251,7 +251,9 @@ def test_flags_that_do_not_apply_are_refused(flag, tmp_path, capsys):
 
 
 def test_overwrite_removes_the_concept_folders_and_metadata(tmp_path):
-    for path in ('concept/train/x/audio/a.wav', 'metadata_train.json', 'metadata_val.json', 'keep.txt'):
+    for path in ('concept/train/x/audio/a.wav', 'metadata_train.json', 'metadata_val.json', 'keep.txt',
+                 'audiocraft/train/a.flac', 'egs/train/data.jsonl', 'README.md', 'counters.json',
+                 'folders/setup.yaml', 'spleeter/train.csv', 'descriptor-index/stats.json'):
         os.makedirs(os.path.dirname(tmp_path / path), exist_ok=True)
         (tmp_path / path).write_bytes(b'x')
     _delete_dataset(str(tmp_path))

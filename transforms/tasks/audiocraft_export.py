@@ -27,6 +27,7 @@ AUDIO_FILES = 'audiocraft-audio'
 EGS = 'audiocraft-egs'
 LINES = 'lines'
 SPLITS = ('train', 'validation', 'test')
+AUDIOCRAFT_FOLDERS = ('audiocraft', 'egs')     # what the export writes under the dataset root
 
 
 def parse_audiocraft_export(values, task: str) -> bool:

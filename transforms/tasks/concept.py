@@ -33,8 +33,8 @@ from transforms.chunk import WindowSpec
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED, contained
-from transforms.tasks.audiocraft_export import ExportAudiocraft, concept_item, parse_audiocraft_export
-from transforms.tasks.concept_export import (LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
+from transforms.tasks.audiocraft_export import AUDIOCRAFT_FOLDERS, ExportAudiocraft, concept_item, parse_audiocraft_export
+from transforms.tasks.concept_export import (CONCEPT_ROOT, LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
                                              sample_bytes)
 from transforms.tasks.task import RECORDS, Task
 
@@ -258,6 +258,8 @@ class ConceptTask(Task):
     OPTIONS = (ConceptOptions,)
     WRITERS = WRITERS
     SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
+    OUTPUT_FOLDERS = (CONCEPT_ROOT,) + AUDIOCRAFT_FOLDERS
+    OUTPUT_FILES = tuple(METADATA_FILES.values())
     size_of = staticmethod(sample_bytes)
 
     def __init__(self, args, beam_options):

@@ -15,7 +15,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.audio_io import sum_audio
-from schemas.descriptor_index import INDEX_EXPORT, STATS_PATH, stats_bytes, stats_document
+from schemas.descriptor_index import INDEX_EXPORT, TASK as TASK_FOLDER, STATS_PATH, stats_bytes, stats_document
 from schemas.descriptors import WRITERS, block_bytes, write_index_part
 from schemas.ids import stable_id
 from schemas.manifest import ExportedFile
@@ -155,6 +155,7 @@ class DescriptorsTask(Task):
     WRITERS = WRITERS
     OPTIONS = (DescriptorsOptions,)
     SHARED_OPTIONS = ('sample_rate',)          # declared by SeparationOptions
+    OUTPUT_FOLDERS = (TASK_FOLDER, INDEX_EXPORT)
 
     def __init__(self, args, beam_options):
         super().__init__(args, beam_options)

@@ -23,7 +23,7 @@ from schemas.separation import (FLAC_SUBTYPE, MIXTURE, RMS_FLOOR_DB, WRITERS, Se
                                 SeparationMeta, level_db, sample_bytes)
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, normalize_label
 from transforms.failures import FAILED, contained
-from transforms.tasks.separation_export import (FOLDERS, SPLEETER_CSV, ExportTracks, folder_path, parse_exports,
+from transforms.tasks.separation_export import (FOLDERS, SPLEETER_CSV, SPLEETER_DIR, ExportTracks, folder_path, parse_exports,
                                                 track_name)
 from transforms.tasks.task import RECORDS, Task
 
@@ -277,6 +277,7 @@ class SeparationTask(Task):
     DEMO_DEFAULTS = {'targets': ['drums,bass,guitar,other'], 'export': ['folders,spleeter-csv']}
     WRITERS = WRITERS
     OPTIONS = (SeparationOptions,)
+    OUTPUT_FOLDERS = (FOLDERS, SPLEETER_DIR)
     size_of = staticmethod(sample_bytes)
 
     def __init__(self, args, beam_options):

@@ -29,6 +29,7 @@ from schemas.shards import join, write_atomic
 
 FOLDERS = 'folders'
 SPLEETER_CSV = 'spleeter-csv'
+SPLEETER_DIR = 'spleeter'
 EXPORTS = (FOLDERS, SPLEETER_CSV)
 TRACKS = 'tracks'
 CSV_SPLITS = ('train', 'validation')        # always written (header only when empty); test when it has tracks
@@ -119,7 +120,7 @@ def spleeter_csvs(rows, target_names) -> dict:
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator='\n')
         writer.writeheader()
         writer.writerows(split_rows)
-        out[f'spleeter/{split}.csv'] = buf.getvalue().encode('utf-8')
+        out[f'{SPLEETER_DIR}/{split}.csv'] = buf.getvalue().encode('utf-8')
     return out
 
 

@@ -35,6 +35,10 @@ class Task(beam.PTransform):
     # Dests of flags another task's OPTIONS declares that this task reads too (a flag is
     # declared once; --sample-rate is separation's and descriptors'): never refused for it.
     SHARED_OPTIONS = ()
+    # What the task writes under the output besides the shards, the error log and the manifest:
+    # folders and files (--overwrite deletes them, whichever task wrote them).
+    OUTPUT_FOLDERS = ()
+    OUTPUT_FILES = ()
 
     def __init__(self, args, beam_options):
         super().__init__()

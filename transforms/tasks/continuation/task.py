@@ -12,7 +12,7 @@ from schemas.shards import work_path
 from schemas.webdataset import sample_bytes
 from transforms.tasks.continuation.assemble import AssembleExamples
 from transforms.tasks.continuation.augment import AugmentOptions, AugmentSettings
-from transforms.tasks.audiocraft_export import ExportAudiocraft, continuation_item, parse_audiocraft_export
+from transforms.tasks.audiocraft_export import AUDIOCRAFT_FOLDERS, ExportAudiocraft, continuation_item, parse_audiocraft_export
 from transforms.chunk import Chunk, WindowSpec
 from transforms.tasks.continuation.distort import DistortOptions, DistortSettings
 from transforms.codec_runtime import identity as codec_identity
@@ -43,6 +43,7 @@ class ContinuationTask(Task):
     WRITERS = WRITERS
     OPTIONS = (PlanOptions, AugmentOptions, DistortOptions, RenderOptions, ContinuationOptions)
     SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
+    OUTPUT_FOLDERS = AUDIOCRAFT_FOLDERS
 
     def __init__(self, args, beam_options):
         super().__init__(args, beam_options)
