@@ -27,8 +27,8 @@ from tests.musdb_reader import import_musdb
 from tests.sources.fixtures import make_slakh
 from transforms.split import split_of
 from transforms.synth import synth_stems
-from transforms.tasks.separation import (ChunkGeometry, CutChunksFn, SeparateSongFn, assign_stems, member_name,
-                                         parse_targets)
+from transforms.tasks.separation import ChunkGeometry, CutChunksFn, SeparateSongFn
+from transforms.tasks.separation_targets import assign_stems, member_name, parse_targets
 
 RATE = 44100
 RATIOS = '0.34,0.33,0.33'     # Ana -> test, Sol -> train, Fay -> validation (asserted below)
