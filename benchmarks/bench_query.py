@@ -37,7 +37,7 @@ from pipelines.query import load_clip, search  # noqa: E402
 from schemas.descriptor_index import INDEX_EXPORT, STATS_PATH, open_index, stats_bytes, stats_document  # noqa: E402
 from schemas.descriptors import write_index_part  # noqa: E402
 from schemas.manifest import ExportedFile, build_manifest, write_manifest  # noqa: E402
-from schemas.records import DescriptorBlock, DescriptorMeta  # noqa: E402
+from schemas.descriptors import DescriptorBlock, DescriptorMeta  # noqa: E402
 from schemas.shards import write_atomic  # noqa: E402
 from schemas.descriptor_columns import COLUMN, COLUMNS, add_moments, block_moments, index_features  # noqa: E402
 from transforms.descriptor_features import describe, settings  # noqa: E402

@@ -1,4 +1,5 @@
-"""The descriptors task's files: the Parquet table (a shard format) and the search index parts.
+"""The descriptors task's format: its records (``DescriptorMeta``, ``DescriptorBlock``), the Parquet
+table (a shard format) and the search index parts.
 
 - ``descriptors/split=<split>/part-NNNNN.parquet`` (``DescriptorParquetWriter``, one per shard
   through the shared sinks): one row per frame, hive-partitioned by split (the split is the
@@ -11,6 +12,8 @@
   (schemas/descriptor_index.py).
 """
 import json
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +24,40 @@ from schemas.manifest import ExportedFile
 from schemas.parquet import ParquetWriter
 from schemas.shards import AtomicFile, join, shard_path, write_atomic
 from schemas.descriptor_columns import COLUMNS, INDEX_FEATURES, index_features
+from schemas.records import DictRecord
+
+
+@dataclass(frozen=True)
+class DescriptorMeta(DictRecord):
+    """Which audio a block of descriptor frames describes: one stem of a song, or its mix."""
+    example_id: str
+    song_id: str
+    stem: str                    # the stem instance name, or 'mix' (the sum of the song's stems)
+    split: str
+    artist: Optional[str]
+    title: str
+    source: str
+    sample_rate_hz: int
+    hop_length: int
+    num_samples: int
+    duration_seconds: float
+
+
+@dataclass(frozen=True)
+class DescriptorBlock:
+    """Descriptor frames of one (song, stem): float32 ``[frames, columns]`` in
+    ``schemas.descriptor_columns.COLUMNS`` order; frame f is centred on sample
+    ``f * hop_length`` of the stem (its ``sample_offset``)."""
+    meta: DescriptorMeta
+    features: np.ndarray
+
+    @property
+    def example_id(self) -> str:
+        return self.meta.example_id
+
+    @property
+    def frames(self) -> int:
+        return int(self.features.shape[0])
 
 KEY_COLUMNS = (('song_id', pa.string()), ('stem', pa.string()), ('frame', pa.int32()), ('sample_offset', pa.int64()),
                ('artist', pa.string()), ('title', pa.string()))

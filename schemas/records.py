@@ -292,39 +292,6 @@ class Example:
         return self.meta.example_id
 
 
-
-@dataclass(frozen=True)
-class DescriptorMeta(DictRecord):
-    """Which audio a block of descriptor frames describes: one stem of a song, or its mix."""
-    example_id: str
-    song_id: str
-    stem: str                    # the stem instance name, or 'mix' (the sum of the song's stems)
-    split: str
-    artist: Optional[str]
-    title: str
-    source: str
-    sample_rate_hz: int
-    hop_length: int
-    num_samples: int
-    duration_seconds: float
-
-
-@dataclass(frozen=True)
-class DescriptorBlock:
-    """Descriptor frames of one (song, stem): float32 ``[frames, columns]`` in
-    ``schemas.descriptor_columns.COLUMNS`` order; frame f is centred on sample
-    ``f * hop_length`` of the stem (its ``sample_offset``)."""
-    meta: DescriptorMeta
-    features: np.ndarray
-
-    @property
-    def example_id(self) -> str:
-        return self.meta.example_id
-
-    @property
-    def frames(self) -> int:
-        return int(self.features.shape[0])
-
 _NESTED = {('SongRef', 'stems'): StemRef, ('ExamplePlan', 'distortion'): DistortionStep}
 
 

@@ -17,7 +17,7 @@ from pipelines.options import parse_args
 from pipelines.query import compared_frames, main as query_main, query, search
 from schemas.audio_io import to_channels
 from schemas.descriptor_index import open_index, zscore
-from schemas.records import DescriptorMeta
+from schemas.descriptors import DescriptorMeta
 from tests.corpus import write_song
 from schemas.descriptor_columns import (COLUMN, COLUMNS, INDEX_FEATURES, add_moments, block_moments, index_features,
                                         z_stats)

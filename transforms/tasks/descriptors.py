@@ -19,7 +19,7 @@ from schemas.descriptor_index import INDEX_EXPORT, TASK as TASK_FOLDER, STATS_PA
 from schemas.descriptors import WRITERS, block_bytes, write_index_part
 from schemas.ids import stable_id
 from schemas.manifest import ExportedFile
-from schemas.records import DescriptorBlock, DescriptorMeta
+from schemas.descriptors import DescriptorBlock, DescriptorMeta
 from schemas.shards import join, write_atomic
 from schemas.taxonomy import WHOLE_MIX
 from schemas.descriptor_columns import COLUMNS, INDEX_FEATURES, add_moments, block_moments, index_features
