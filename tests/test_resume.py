@@ -87,15 +87,16 @@ def test_segments_stored_during_the_run_are_not_reused_by_it(tmp_path):
     import time
     from types import SimpleNamespace
     from apache_beam import pvalue
-    from transforms.encode import SplitSegmentsFn, _cache_file
+    from transforms.encode import SplitSegmentsFn
+    from transforms.encode_store import segment_file
     segments = [SimpleNamespace(frames=10, windows=(0, 1)), SimpleNamespace(frames=10, windows=(2,))]
     chunked = SimpleNamespace(song_id='s', waveform_id='w', segments=segments, window_audio={})
-    earlier = _cache_file(str(tmp_path), 's', 'w', segments[0])
+    earlier = segment_file(str(tmp_path), 's', 'w', segments[0])
     open(earlier, 'wb').close()                        # stored by an earlier run
     os.utime(earlier, (time.time() - 60, time.time() - 60))
     fn = SplitSegmentsFn(32000, 50.0, False, str(tmp_path))
     time.sleep(0.05)                                   # past the file system clock's tick
-    open(_cache_file(str(tmp_path), 's', 'w', segments[1]), 'wb').close()   # stored during this run
+    open(segment_file(str(tmp_path), 's', 'w', segments[1]), 'wb').close()   # stored during this run
     import transforms.encode as encode
     original, encode.load_encoded = encode.load_encoded, lambda path, *key: ('loaded', path)
     try:

@@ -10,14 +10,12 @@ items). The runtime (``--codec-runtime``) is loaded once per worker process thro
 shards stay byte-identical whatever the runner, worker count or bundle order. Each encoded
 segment leaves as an EncodedWaveform part; AssembleExamples joins the parts of a waveform.
 """
-import io
 import os
 import time
 
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue, typehints
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.utils import shared
@@ -25,9 +23,9 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas.audio_io import encode_flac
 from schemas.records import ChunkedWaveform, EncodedWaveform, Segment
-from schemas.shards import write_atomic
 from transforms.codec import BACKENDS, CODECS, PRECISIONS, RUNTIME_NAMES, CodecSettings, load_codec
 from transforms.codec_runtime import AUTO_BATCH_SIZE, identity, load_runtime
+from transforms.encode_store import load_encoded, save_encoded, segment_file, stored_before
 from transforms.failures import FAILED, contained, inject_fault, song_failure
 
 
@@ -168,42 +166,6 @@ def codec_handle(settings: CodecSettings, batch_size: int = 0) -> _CodecHandle:
     return _CodecHandle(settings, batch_size)
 
 
-def _cache_file(cache_root: str, song_id: str, waveform_id: str, segment) -> str:
-    return FileSystems.join(cache_root, f'{song_id}--{waveform_id}--{segment.windows[0]}-{len(segment.windows)}.npz')
-
-
-def stored_before(path: str, started: float) -> bool:
-    """Whether the segment file ``path`` exists and was stored before ``started`` (the time the graph
-    was built): only an earlier run's files are reused. A file this run writes is never read back by
-    it, so a task that runs again (its worker was lost) splits its segments as its first attempt
-    did, and a part already handed downstream is neither lost nor doubled."""
-    from apache_beam.io.filesystem import BeamIOError
-    try:
-        found = FileSystems.match([path])[0].metadata_list
-    except (BeamIOError, OSError):
-        return False
-    return bool(found) and found[0].last_updated_in_seconds < started
-
-
-def save_encoded(path: str, encoded: EncodedWaveform) -> None:
-    """Stores a waveform part's codes (and scales) as .npz, without pickle, atomically."""
-    arrays = {f'codes_{w}': c for w, c in encoded.codes.items()}
-    arrays.update({f'scale_{w}': np.float64(v) for w, v in encoded.scales.items()})
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_atomic(path, buf.getvalue())
-
-
-def load_encoded(path: str, song_id: str, waveform_id: str) -> EncodedWaveform:
-    with FileSystems.open(path) as handle:
-        data = np.load(io.BytesIO(handle.read()), allow_pickle=False)
-    parts = {k: k.split('_', 1) for k in data.files}
-    return EncodedWaveform(
-        song_id=song_id, waveform_id=waveform_id,
-        codes={int(w): data[k] for k, (kind, w) in parts.items() if kind == 'codes'},
-        scales={int(w): float(data[k]) for k, (kind, w) in parts.items() if kind == 'scale'})
-
-
 class SplitSegmentsFn(beam.DoFn):
     """ChunkedWaveform -> one (waveform key, Segment) per segment to encode; segments an
     interrupted run stored are read back instead (``REUSED``, as EncodedWaveform parts), and
@@ -227,7 +189,7 @@ class SplitSegmentsFn(beam.DoFn):
         self.audio_ms_encoded.inc(int(round(1000 * frames / self.frame_rate)))
         reused = 0
         for segment in chunked.segments:
-            cache = self.cache_root and _cache_file(self.cache_root, *key, segment)
+            cache = self.cache_root and segment_file(self.cache_root, *key, segment)
             if cache and stored_before(cache, self.started):
                 reused += 1
                 self.segments_reused.inc()
@@ -317,7 +279,7 @@ class EncodeChunksFn(beam.DoFn):
             part = EncodedWaveform(song_id=key[0], waveform_id=key[1], codes={w: c for w, (c, _) in windows.items()},
                                    scales={w: s for w, (_, s) in windows.items() if s is not None})
             if self.cache_root:
-                save_encoded(_cache_file(self.cache_root, *key, segment), part)
+                save_encoded(segment_file(self.cache_root, *key, segment), part)
             yield part, timestamp, window
 
 
