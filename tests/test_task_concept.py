@@ -21,7 +21,8 @@ from tests.corpus import wav_bytes, write_song
 from transforms.chunk import WindowSpec
 from transforms.split import parse_ratios, split_of
 from transforms.synth import synth_stems
-from transforms.tasks.concept import ConceptMeta, CutFragmentsFn, concept_dir, parse_concepts
+from transforms.tasks.concept import CutFragmentsFn, concept_dir, parse_concepts
+from transforms.tasks.concept_export import ConceptMeta
 from transforms.tasks.concept_export import METADATA_FILES, SCHEMA
 
 RATE_IN = 44100

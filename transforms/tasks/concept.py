@@ -26,16 +26,17 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.audio_io import rms_dbfs
 from schemas.ids import stable_id
-from schemas.records import ChunkedWaveform, LoadedSong, DictRecord
+from schemas.records import ChunkedWaveform, LoadedSong
 from schemas.shards import plan_document, work_path, write_atomic
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normalize_label
 from transforms.chunk import WindowSpec
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED, contained
-from transforms.tasks.audiocraft_export import AUDIOCRAFT_FOLDERS, ExportAudiocraft, concept_item, parse_audiocraft_export
-from transforms.tasks.concept_export import (CONCEPT_ROOT, LAYOUT, METADATA_FILES, WRITERS, ExportConcepts, concept_counts,
-                                             sample_bytes)
+from transforms.tasks.audiocraft_export import (AUDIOCRAFT_FOLDERS, ExportAudiocraft, concept_item,
+                                                parse_audiocraft_export)
+from transforms.tasks.concept_export import (CONCEPT_ROOT, LAYOUT, METADATA_FILES, WRITERS, ConceptFragment, ConceptMeta,
+                                             ExportConcepts, concept_counts, sample_bytes)
 from transforms.tasks.task import RECORDS, Task
 
 MAX_DIR_CHARS = 64
@@ -92,54 +93,11 @@ def concept_of(song: LoadedSong, instance: str, from_folder: bool) -> Tuple[str,
 
 
 @dataclass(frozen=True)
-class ConceptMeta(DictRecord):
-    """Everything about one fragment except its codes and audio (the sample's json, the Parquet row)."""
-    example_id: str
-    song_id: str
-    split: str
-    concept: str                 # the label as the source has it (folder name or class)
-    concept_dir: str             # its folder name under concept/<split>/ (concept_dir())
-    source: str
-    artist: Optional[str]
-    title: str
-    stem: str                    # the stem instance ('guitar#2'; 'mix' for a folder clip)
-    instrument: str              # its canonical class
-    stem_label: Optional[str]    # the source's own name of the stem
-    fragment: int                # index in the stem, 0-based
-    start_seconds: float
-    duration_seconds: float      # real audio in the fragment; the rest up to num_samples is zeros
-    padded: bool
-    num_samples: int             # stored and encoded: always the full --chunk-seconds
-    real_samples: int
-    sample_rate_hz: int
-    channels: int
-    frames: int                  # code frames: always --chunk-seconds x frame rate
-    real_frames: int             # frames that hear real audio (mask the rest)
-    codec: str
-    codec_weights: str
-    frame_rate: float
-    scale: Optional[float] = None   # the codec's input scale (normalising codecs, encodec_48khz)
-
-
-@dataclass(frozen=True)
 class ConceptStem:
     """One concept stem of a song before encoding: the segments the codec sees (each a whole
     fragment; the last one padded) and every kept fragment's metadata, in window order."""
     chunked: ChunkedWaveform
     metas: Tuple[ConceptMeta, ...]
-
-
-@dataclass(frozen=True)
-class ConceptFragment:
-    """A finished fragment: metadata, int16 codes ``[codebooks, frames]`` and 16-bit FLAC bytes of
-    the (padded) audio the codes were made from."""
-    meta: ConceptMeta
-    codes: np.ndarray
-    audio_flac: bytes
-
-    @property
-    def example_id(self) -> str:
-        return self.meta.example_id
 
 
 class CutFragmentsFn(beam.DoFn):

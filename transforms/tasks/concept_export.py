@@ -1,4 +1,4 @@
-"""What ``--task=concept`` writes: WebDataset and Parquet shards, the per-fragment folder layout
+"""What ``--task=concept`` writes (its records ``ConceptMeta`` and ``ConceptFragment`` are here): WebDataset and Parquet shards, the per-fragment folder layout
 and the trainers' metadata files.
 
 WebDataset: one sample per fragment. ``__key__`` = the fragment's id; ``audio.flac`` = the
@@ -20,8 +20,11 @@ and sha256.
 """
 import io
 import json
+from dataclasses import dataclass
+from typing import Optional
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import soundfile as sf
 from apache_beam import pvalue
@@ -29,8 +32,52 @@ from apache_beam.metrics import Metrics
 
 from schemas.manifest import ExportedFile
 from schemas.parquet import CODES_TYPE, ParquetWriter, codes_array
+from schemas.records import DictRecord
 from schemas.shards import join, write_atomic
 from schemas.webdataset import WebDatasetWriter, npy_bytes
+
+
+@dataclass(frozen=True)
+class ConceptMeta(DictRecord):
+    """Everything about one fragment except its codes and audio (the sample's json, the Parquet row)."""
+    example_id: str
+    song_id: str
+    split: str
+    concept: str                 # the label as the source has it (folder name or class)
+    concept_dir: str             # its folder name under concept/<split>/ (concept_dir())
+    source: str
+    artist: Optional[str]
+    title: str
+    stem: str                    # the stem instance ('guitar#2'; 'mix' for a folder clip)
+    instrument: str              # its canonical class
+    stem_label: Optional[str]    # the source's own name of the stem
+    fragment: int                # index in the stem, 0-based
+    start_seconds: float
+    duration_seconds: float      # real audio in the fragment; the rest up to num_samples is zeros
+    padded: bool
+    num_samples: int             # stored and encoded: always the full --chunk-seconds
+    real_samples: int
+    sample_rate_hz: int
+    channels: int
+    frames: int                  # code frames: always --chunk-seconds x frame rate
+    real_frames: int             # frames that hear real audio (mask the rest)
+    codec: str
+    codec_weights: str
+    frame_rate: float
+    scale: Optional[float] = None   # the codec's input scale (normalising codecs, encodec_48khz)
+
+
+@dataclass(frozen=True)
+class ConceptFragment:
+    """A finished fragment: metadata, int16 codes ``[codebooks, frames]`` and 16-bit FLAC bytes of
+    the (padded) audio the codes were made from."""
+    meta: ConceptMeta
+    codes: np.ndarray
+    audio_flac: bytes
+
+    @property
+    def example_id(self) -> str:
+        return self.meta.example_id
 
 CONCEPT_ROOT = 'concept'
 LAYOUT = f'{CONCEPT_ROOT}/<split>/<concept_dir>/{{audio,encoded}}/<example_id>.{{wav,npy}}'
