@@ -1,5 +1,5 @@
-"""What ``--task=concept`` writes (its records ``ConceptMeta`` and ``ConceptFragment`` are here): WebDataset and Parquet shards, the per-fragment folder layout
-and the trainers' metadata files.
+"""What ``--task=concept`` writes: its records (``ConceptMeta``, ``ConceptFragment``), WebDataset
+and Parquet shards, the per-fragment folder layout and the trainers' metadata files.
 
 WebDataset: one sample per fragment. ``__key__`` = the fragment's id; ``audio.flac`` = the
 fragment as it was encoded (16-bit, at the codec's rate and channel count, padded to the full
