@@ -22,7 +22,6 @@ Results in one (song, stem) start more than ``--exclusion-frames`` apart (defaul
 so that the k results are k places, not one place shifted by a frame.
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -38,7 +37,8 @@ if __name__ == '__main__':
 import numpy as np  # noqa: E402  (after the thread settings)
 
 from schemas.audio_io import AudioDecodeError, decode_audio, resample, to_channels  # noqa: E402
-from schemas.descriptor_index import INDEX_EXPORT, IndexUnusable, open_index, zscore  # noqa: E402
+from pipelines.index_fetch import fetch_index  # noqa: E402
+from schemas.descriptor_index import IndexUnusable, open_index, zscore  # noqa: E402
 from schemas.descriptor_columns import index_features  # noqa: E402
 from transforms.descriptor_features import DELTA_WIDTH, N_FFT, describe, frame_count, yin_lags  # noqa: E402
 
@@ -223,54 +223,6 @@ def query(root: str, audio_path: str, k: int = 10, **options) -> list:
     """
     index = open_index(fetch_index(root) if '://' in root else root)
     return search(index, load_clip(audio_path, int(index.settings['sample_rate_hz'])), k, **options)
-
-
-def fetch_index(url: str, cache_root: str = None) -> str:
-    """A local copy of the descriptors dataset at ``url`` (``s3://``, ``gs://``: Beam's FileSystems):
-    its manifest and the index files the manifest lists, each downloaded only when the cached copy's
-    sha256 differs from the manifest's. Returns the local folder.
-
-    Raises:
-        IndexUnusable: no manifest at ``url``, or a listed file that cannot be read.
-    """
-    from apache_beam.io.filesystems import FileSystems
-    from transforms.cache import cache_dir
-    local = os.path.join(cache_root or cache_dir(), 'query-index', hashlib.sha256(url.encode()).hexdigest()[:16])
-    url = url.rstrip('/')
-
-    def read(path: str, what: str) -> bytes:
-        try:
-            with FileSystems.open(f'{url}/{path}', compression_type='uncompressed') as handle:
-                return handle.read()
-        except Exception as e:   # each filesystem raises its own errors (IOError, BeamIOError, client errors)
-            raise IndexUnusable(f'{what} unreadable: {url}/{path} ({type(e).__name__}: {e})') from None
-
-    manifest = read('manifest.json', 'manifest')
-    try:
-        entries = json.loads(manifest).get('exports', {}).get(INDEX_EXPORT, {}).get('paths', [])
-    except ValueError as e:
-        raise IndexUnusable(f'manifest unreadable: {url}/manifest.json ({e})') from None
-    for entry in entries:
-        target = os.path.join(local, *entry['path'].split('/'))
-        if not os.path.isfile(target) or _sha256(target) != entry.get('sha256'):
-            _write_new(target, read(entry['path'], 'index file'))
-    _write_new(os.path.join(local, 'manifest.json'), manifest)
-    return local
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_new(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + '.part', 'wb') as handle:
-        handle.write(data)
-    os.replace(path + '.part', path)
 
 
 def _values(values) -> tuple:
