@@ -23,7 +23,6 @@ without one, a LocalCluster of ``--dask-workers`` processes (one thread each) is
 import logging
 import operator
 import os
-import threading
 import zlib
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -31,6 +30,8 @@ from apache_beam.pipeline import PipelineVisitor
 from apache_beam.runners.dask.dask_runner import DaskOptions
 from apache_beam.runners.runner import PipelineResult, PipelineRunner, PipelineState
 
+from runners.dask_tasks import (by_key, concat, concat_bucket, group_bucket, pick, round_robin, run_bundle,
+                                sum_counters)
 from runners.presets import Preset
 
 LOG = logging.getLogger('runners.dask')
@@ -159,7 +160,7 @@ class _Graph(PipelineVisitor):
         elif isinstance(transform, _GroupByKeyOnly):
             outputs = {None: self._group(node, inputs[0])}
         elif isinstance(transform, _Reshuffle):
-            outputs = {None: self._shuffle(inputs[0], _round_robin, None, _concat_bucket)}
+            outputs = {None: self._shuffle(inputs[0], round_robin, None, concat_bucket)}
         elif isinstance(transform, _Flatten):
             outputs = {None: [part for parts in inputs for part in parts]}
         else:
@@ -186,11 +187,11 @@ class _Graph(PipelineVisitor):
         payload = pickler.dumps((transform.fn, list(args), kwargs, window_fn,
                                  [(type(s), s._view_options()) for s in node.side_inputs]))
         key = f'{node.full_label}:{zlib.crc32(payload):08x}'
-        sides = [delayed(_concat, pure=True)(*self.pcolls[id(s.pvalue)]) for s in node.side_inputs]
-        runs = [delayed(_run_bundle, pure=True)(key, payload, node.full_label, part, *sides) for part in parts]
+        sides = [delayed(concat, pure=True)(*self.pcolls[id(s.pvalue)]) for s in node.side_inputs]
+        runs = [delayed(run_bundle, pure=True)(key, payload, node.full_label, part, *sides) for part in parts]
         self.counters.extend(delayed(operator.itemgetter(1), pure=True)(run) for run in runs)
         tags = [None if t in (None, 'None') else t for t in node.outputs]
-        return {tag: [delayed(_pick, pure=True)(run, tag) for run in runs] for tag in tags}
+        return {tag: [delayed(pick, pure=True)(run, tag) for run in runs] for tag in tags}
 
     def _group(self, node, parts):
         from apache_beam import coders
@@ -201,7 +202,7 @@ class _Graph(PipelineVisitor):
             coder = coders.registry.get_coder(key_type).as_deterministic_coder(node.full_label)
         except ValueError:
             coder = coders.FastPrimitivesCoder().as_deterministic_coder(node.full_label)
-        return self._shuffle(parts, _by_key, coder, _group_bucket)
+        return self._shuffle(parts, by_key, coder, group_bucket)
 
     def _shuffle(self, parts, bucket_fn, coder, merge_fn):
         """Each input partition split into buckets by ``bucket_fn``; bucket j of all of them merged."""
@@ -216,128 +217,7 @@ class _Graph(PipelineVisitor):
         from dask import delayed
         leaves = [parts for pid, parts in self.leaves if pid not in self.consumed]
         drained = [delayed(len, pure=True)(part) for parts in leaves for part in parts]
-        return delayed(_sum_counters, pure=True)(drained, *self.counters)
-
-
-def _pick(run, tag):
-    return run[0].get(tag, [])
-
-
-def _concat(*parts):
-    return [value for part in parts for value in part]
-
-
-def _round_robin(part, index, count, coder):
-    buckets = [[] for _ in range(count)]
-    for position, value in enumerate(part):
-        buckets[(index + position) % count].append(value)
-    return buckets
-
-
-def _concat_bucket(*buckets):
-    return _concat(*buckets)
-
-
-def _by_key(part, index, count, coder):
-    buckets = [[] for _ in range(count)]
-    for windowed in part:
-        key, value = windowed.value
-        encoded = coder.encode(key)
-        buckets[zlib.crc32(encoded) % count].append((encoded, key, value))
-    return buckets
-
-
-def _group_bucket(*buckets):
-    from apache_beam.transforms.window import GlobalWindows
-    groups = {}
-    for bucket in buckets:
-        for encoded, key, value in bucket:
-            groups.setdefault(encoded, (key, []))[1].append(value)
-    return [GlobalWindows.windowed_value((key, values)) for key, values in groups.values()]
-
-
-def _sum_counters(drained, *counter_lists):
-    totals = {}
-    for counters in counter_lists:
-        for name, value in counters:
-            totals[name] = totals.get(name, 0) + value
-    return totals
-
-
-# Set-up DoFns of this worker process, by transform: idle instances ready for the next bundle.
-_IDLE = {}
-_LOCK = threading.Lock()
-
-
-def _acquire(key, payload):
-    with _LOCK:
-        idle = _IDLE.setdefault(key, [])
-        if idle:
-            return idle.pop()
-    # Several tasks of one transform may run at once in a process: each gets its own instance.
-    from apache_beam.internal import pickler
-    fn, args, kwargs, window_fn, sides = pickler.loads(payload)
-    fn.setup()
-    return fn, args, kwargs, window_fn, sides
-
-
-def _release(key, entry):
-    with _LOCK:
-        _IDLE[key].append(entry)
-
-
-class _Outputs(dict):
-    """Receivers by tag, collecting into one list of (tag, WindowedValue)."""
-
-    def __init__(self):
-        super().__init__()
-        self.values = []
-
-    def __missing__(self, tag):
-        from apache_beam.runners.common import Receiver
-        values = self.values
-
-        class _Receiver(Receiver):
-            def receive(self, windowed_value):
-                values.append((tag, windowed_value))
-        self[tag] = receiver = _Receiver()
-        return receiver
-
-
-def _run_bundle(key, payload, label, part, *side_values):
-    """One partition through the DoFn as one bundle: ``({tag: [WindowedValue]}, [(counter, value)])``."""
-    from apache_beam.metrics.execution import MetricsContainer
-    from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
-    from apache_beam.runners.worker import statesampler
-    from apache_beam.transforms.core import DoFn
-    from apache_beam.transforms.sideinputs import SideInputMap
-    from apache_beam.utils import counters
-    entry = _acquire(key, payload)
-    fn, args, kwargs, window_fn, sides = entry
-    sampler = statesampler.StateSampler('', counters.CounterFactory())   # per bundle: its states keep their container
-    statesampler.set_current_tracker(sampler)
-    container = MetricsContainer(label)
-    outputs = _Outputs()
-    handler = _OutputHandler(window_fn=window_fn, main_receivers=outputs[None], tagged_receivers=outputs,
-                             per_element_output_counter=None, output_batch_converter=None,
-                             process_yields_batches=False, process_batch_yields_elements=False)
-    side_inputs = [SideInputMap(view, options, values) for (view, options), values in zip(sides, side_values)]
-    invoker = DoFnInvoker.create_invoker(DoFnSignature(fn), handler, context=DoFnContext(label, state=None),
-                                         side_inputs=side_inputs, input_args=args, input_kwargs=kwargs,
-                                         user_state_context=None, bundle_finalizer_param=DoFn.BundleFinalizerParam())
-    with sampler.scoped_state(label, 'process', metrics_container=container):
-        invoker.invoke_start_bundle()
-        for windowed in part:
-            invoker.invoke_process(windowed)
-        invoker.invoke_finish_bundle()
-    _release(key, entry)
-    by_tag = {}
-    for tag, windowed in outputs.values:
-        by_tag.setdefault(tag, []).append(windowed)
-    found = container.get_cumulative().counters
-    return by_tag, [((label, k.metric.namespace, k.metric.name), v) for k, v in found.items()]
-
-
+        return delayed(sum_counters, pure=True)(drained, *self.counters)
 
 
 # What --runner may say for this runner (the build maps the short names to NAME).
