@@ -1,6 +1,6 @@
-"""Parquet shards: one row per example, metadata as columns, codes as list<list<int16>>."""
+"""Parquet shards: one row per example, written by ``ParquetWriter`` from each format's table
+function (schemas/continuation.py, ...); codes as list<list<int16>> (``codes_array``, ``codes_of``)."""
 import io
-import json
 
 import numpy as np
 import pyarrow as pa
@@ -9,23 +9,6 @@ import pyarrow.parquet as pq
 from schemas.shards import AtomicFile
 
 CODES_TYPE = pa.list_(pa.list_(pa.int16()))
-AUGMENTATION_TYPE = pa.struct([('pitch_semitones', pa.float64()), ('tempo', pa.float64()), ('gain_db', pa.float64())])
-# Effects have different parameters: each step's params are a JSON object in a string.
-DISTORTION_TYPE = pa.list_(pa.struct([('name', pa.string()), ('params', pa.string())]))
-SCHEMA = pa.schema([
-    ('example_id', pa.string()), ('song_id', pa.string()), ('artist', pa.string()), ('title', pa.string()),
-    ('source', pa.string()), ('split', pa.string()), ('target_stem', pa.string()),
-    ('target_instrument', pa.string()), ('context_stems', pa.list_(pa.string())), ('assortment', pa.int32()),
-    ('variant', pa.int32()), ('chunk_index', pa.int32()), ('start_seconds', pa.float64()),
-    ('duration_seconds', pa.float64()), ('mix_gain', pa.float64()), ('codec', pa.string()),
-    ('codec_weights', pa.string()), ('frame_rate', pa.float64()), ('sample_rate_hz', pa.int32()),
-    ('context_waveform_id', pa.string()), ('target_waveform_id', pa.string()),
-    ('context_scale', pa.float64()), ('target_scale', pa.float64()),
-    ('target_label', pa.string()), ('target_labels', pa.list_(pa.string())), ('donors', pa.list_(pa.string())),
-    ('donor_song_ids', pa.list_(pa.string())), ('donor_splits', pa.list_(pa.string())), ('bleed_stems', pa.list_(pa.string())),
-    ('augmentation', AUGMENTATION_TYPE), ('distortion', DISTORTION_TYPE),
-    ('context_codes', CODES_TYPE), ('target_codes', CODES_TYPE),
-])
 
 
 def codes_array(codes) -> pa.Array:
@@ -38,29 +21,15 @@ def codes_array(codes) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(outer_offsets), inner).cast(CODES_TYPE)
 
 
-def table_of(examples) -> pa.Table:
-    columns = {name: [] for name in SCHEMA.names}
-    for example in examples:
-        for key, value in example.meta.to_dict().items():
-            if key == 'distortion':
-                value = [{'name': d['name'], 'params': json.dumps(d['params'], sort_keys=True)} for d in value]
-            columns[key].append(list(value) if isinstance(value, (list, tuple)) else value)
-    columns['context_codes'] = codes_array([e.context_codes for e in examples])
-    columns['target_codes'] = codes_array([e.target_codes for e in examples])
-    return pa.table({name: columns[name] if isinstance(columns[name], pa.Array)
-                     else pa.array(columns[name], type=SCHEMA.field(name).type) for name in SCHEMA.names},
-                    schema=SCHEMA)
-
-
 class ParquetWriter:
     """Collects a shard's rows and writes them as one Parquet file, atomically."""
 
-    def __init__(self, path: str, table_fn=None, row_group_size=None):
-        """``table_fn``: records -> the shard's Arrow table (default: continuation examples');
+    def __init__(self, path: str, table_fn, row_group_size=None):
+        """``table_fn``: records -> the shard's Arrow table (each format's own);
         ``row_group_size``: rows per row group (default: pyarrow's)."""
         self.path = path
         self._row_group_size = row_group_size
-        self._table_fn = table_fn or table_of
+        self._table_fn = table_fn
         self._examples = []
         self.bytes = 0
         self.sha256 = None

@@ -242,56 +242,6 @@ class EncodedWaveform:
     audio_flac: Dict[int, bytes] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ExampleMeta(DictRecord):
-    """Everything about an example except its codes and audio."""
-    example_id: str
-    song_id: str
-    artist: Optional[str]
-    title: str
-    source: str
-    split: str
-    target_stem: str
-    target_instrument: str
-    context_stems: Tuple[str, ...]
-    assortment: int
-    variant: int
-    chunk_index: int
-    start_seconds: float
-    duration_seconds: float
-    mix_gain: float
-    codec: str
-    codec_weights: str
-    frame_rate: float
-    sample_rate_hz: int
-    context_waveform_id: str
-    target_waveform_id: str
-    context_scale: Optional[float] = None
-    target_scale: Optional[float] = None
-    target_label: Optional[str] = None           # the source's own name of the target stem
-    target_labels: Tuple[str, ...] = ()          # every source name of it (Slakh program and inst_class)
-    donors: Tuple[str, ...] = ()                 # 'instance<-track/stem' of stems filled from the reserve
-    donor_song_ids: Tuple[str, ...] = ()         # their reserve songs' ids, in the order of donors
-    donor_splits: Tuple[str, ...] = ()           # and splits (always the example's own)
-    bleed_stems: Tuple[str, ...] = ()            # stems of the example recorded with bleed
-    augmentation: Optional[dict] = None          # {pitch_semitones, tempo, gain_db} of a variant
-    distortion: Tuple[dict, ...] = ()            # [{name, params}] applied to the context
-
-
-@dataclass(frozen=True)
-class Example:
-    """A finished example: metadata, int16 codes and, with --write-audio, FLAC bytes."""
-    meta: ExampleMeta
-    context_codes: np.ndarray
-    target_codes: np.ndarray
-    context_flac: Optional[bytes] = None
-    target_flac: Optional[bytes] = None
-
-    @property
-    def example_id(self) -> str:
-        return self.meta.example_id
-
-
 _NESTED = {('SongRef', 'stems'): StemRef, ('ExamplePlan', 'distortion'): DistortionStep}
 
 

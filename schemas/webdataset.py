@@ -1,8 +1,6 @@
-"""WebDataset shards: one sample per example.
-
-``__key__`` = example id; ``json`` = metadata; ``context.npy``/``target.npy`` = int16
-``[codebooks, frames]`` (no pickle); with --write-audio, ``context.flac``/``target.flac``.
-Tar members carry fixed mtime, owner and mode, so equal inputs give equal bytes.
+"""WebDataset shards: one sample per example, written by ``WebDatasetWriter`` from each format's
+sample function (schemas/continuation.py, separation.py, the concept export). Tar members carry
+fixed mtime, owner and mode, so equal inputs give equal bytes.
 
 Reading: ``tar_samples`` is the one tar reader (the trainer's stream, verify and the report
 use it): tar members grouped by key, from shards opened with ``open_shards`` (local paths and
@@ -26,30 +24,11 @@ def npy_load(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def sample_of(example) -> dict:
-    sample = {'__key__': example.example_id,
-              'json': json.dumps(example.meta.to_dict(), sort_keys=True).encode('utf-8'),
-              'context.npy': npy_bytes(example.context_codes),
-              'target.npy': npy_bytes(example.target_codes)}
-    if example.context_flac is not None:
-        sample['context.flac'] = example.context_flac
-    if example.target_flac is not None:
-        sample['target.flac'] = example.target_flac
-    return sample
-
-
-def sample_bytes(example) -> int:
-    """About what an example adds to a shard (for --shard-mb)."""
-    return (example.context_codes.nbytes + example.target_codes.nbytes + 2048
-            + len(example.context_flac or b'') + len(example.target_flac or b''))
-
-
 class WebDatasetWriter:
     """Writes one tar shard with webdataset's TarWriter onto an atomic Beam file."""
 
-    def __init__(self, path: str, sample_fn=sample_of):
-        """``sample_fn``: record -> the sample dict TarWriter writes (default: a continuation
-        example's)."""
+    def __init__(self, path: str, sample_fn):
+        """``sample_fn``: record -> the sample dict TarWriter writes (each format's own)."""
         import webdataset
         self.path = path
         self._sample_fn = sample_fn

@@ -104,7 +104,8 @@ def test_memory_budget_flushes_contexts_early_without_losing_windows():
 
 
 def test_waveform_parts_are_merged_before_examples_are_assembled():
-    from schemas.records import EncodedWaveform, ExampleMeta
+    from schemas.continuation import ExampleMeta
+    from schemas.records import EncodedWaveform
     from transforms.tasks.continuation.assemble import AttachCodesFn
     meta = ExampleMeta(example_id='e', song_id='s', artist=None, title='t', source='stems', split='train',
                        target_stem='bass', target_instrument='bass', context_stems=('drums',), assortment=0,

@@ -73,7 +73,8 @@ def test_a_fault_at_each_stage_loses_only_its_song(corpus, monkeypatch):
 
 
 def test_examples_without_codes_fail_their_song_whole():
-    from schemas.records import EncodedWaveform, ExampleMeta
+    from schemas.continuation import ExampleMeta
+    from schemas.records import EncodedWaveform
     meta = lambda window: ExampleMeta(   # noqa: E731
         example_id=f'e{window}', song_id='s', artist=None, title='t', source='stems', split='train',
         target_stem='bass', target_instrument='bass', context_stems=('drums',), assortment=0, variant=0,

@@ -1,6 +1,7 @@
 import copy
 
-from schemas.records import ExampleMeta, ExamplePlan, FailedRecord, SongRef, StemRef
+from schemas.continuation import ExampleMeta
+from schemas.records import ExamplePlan, FailedRecord, SongRef, StemRef
 
 
 def _round_trip(record):

@@ -4,10 +4,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.parquet import ParquetWriter, codes_of
-from schemas.records import Example, ExampleMeta
+from schemas.continuation import ContinuationParquetWriter, ContinuationWebDatasetWriter, Example, ExampleMeta
+from schemas.parquet import codes_of
 from schemas.shards import AtomicFile, shard_path
-from schemas.webdataset import WebDatasetWriter, read_samples
+from schemas.webdataset import read_samples
 from transforms.write import shard_count
 
 
@@ -26,7 +26,7 @@ def test_webdataset_and_parquet_round_trip(tmp_path):
     examples = [_example(i) for i in range(5)]
     tar, parquet = str(tmp_path / shard_path('webdataset', 'train', 0)), str(tmp_path / 'p.parquet')
     os.makedirs(os.path.dirname(tar))
-    for writer_class, path in ((WebDatasetWriter, tar), (ParquetWriter, parquet)):
+    for writer_class, path in ((ContinuationWebDatasetWriter, tar), (ContinuationParquetWriter, parquet)):
         with writer_class(path) as writer:
             for e in examples:
                 writer.write(e)
@@ -47,7 +47,7 @@ def test_webdataset_and_parquet_round_trip(tmp_path):
 def test_tar_bytes_are_reproducible(tmp_path):
     paths = [str(tmp_path / f'{n}.tar') for n in 'ab']
     for path in paths:
-        with WebDatasetWriter(path) as writer:
+        with ContinuationWebDatasetWriter(path) as writer:
             writer.write(_example(1, flac=b'fLaC'))
     assert open(paths[0], 'rb').read() == open(paths[1], 'rb').read()
 

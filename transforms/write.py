@@ -2,7 +2,7 @@
 
 Shard membership is a function of the example id (a stable hash modulo the split's
 shard count, which follows from the split's size); rows inside a shard are sorted by
-id. Each format has one writer class, chosen from ``WRITERS``.
+id. Each format has one writer class, from the task's ``WRITERS`` (default: continuation's).
 """
 import json
 import math
@@ -14,11 +14,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.ids import stable_fraction, stable_id
 from schemas.manifest import ERRORS_PATH, build_manifest, write_manifest
-from schemas.parquet import ParquetWriter
 from schemas.shards import ShardStats, join, shard_path, write_atomic
-from schemas.webdataset import WebDatasetWriter, sample_bytes
-
-WRITERS = {'webdataset': WebDatasetWriter, 'parquet': ParquetWriter}
+from schemas.continuation import WRITERS, sample_bytes
 
 
 class WriteOptions(PipelineOptions):

@@ -21,7 +21,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.transforms.window import GlobalWindows
 
 from schemas.shards import shard_path
-from schemas.webdataset import sample_bytes
+from schemas.continuation import sample_bytes
 from schemas.windows import ARCHIVE, DUPLICATE, SONG, build_part, publish_part, window_name, write_part
 from transforms.write import WriteShardFn, shards_and_stats
 

@@ -5,7 +5,7 @@ import dataclasses
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from schemas.records import Example
+from schemas.continuation import Example
 from transforms.failures import FAILED, MissingCodes, contained, failure
 
 

@@ -22,7 +22,8 @@ from apache_beam.metrics import Metrics
 
 from schemas.audio_io import gain_for_peak, headroom_gain, peak_of, scaled, sum_audio
 from schemas.ids import stable_id
-from schemas.records import ExampleMeta, PlannedSong, Waveform
+from schemas.continuation import ExampleMeta
+from schemas.records import PlannedSong, Waveform
 from schemas.shards import plan_document, write_atomic
 from schemas.taxonomy import instrument_of
 from transforms.tasks.continuation.augment import augment

@@ -9,7 +9,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.shards import work_path
-from schemas.webdataset import sample_bytes
+from schemas.continuation import WRITERS, sample_bytes
 from transforms.tasks.continuation.assemble import AssembleExamples
 from transforms.tasks.continuation.augment import AugmentOptions, AugmentSettings
 from transforms.tasks.audiocraft_export import AUDIOCRAFT_FOLDERS, ExportAudiocraft, continuation_item, parse_audiocraft_export
@@ -21,7 +21,6 @@ from transforms.failures import FAILED
 from transforms.tasks.continuation.plan import PlanExamples, PlanOptions, parse_labels, parse_targets
 from transforms.tasks.continuation.render import EXAMPLES, Render, RenderOptions
 from transforms.tasks.task import RECORDS, Task
-from transforms.write import WRITERS
 
 
 class ContinuationOptions(PipelineOptions):
