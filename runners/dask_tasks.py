@@ -1,8 +1,22 @@
 """What runs inside the Dask tasks of runners/dask.py: a ParDo bundle over one partition (its
 DoFn kept set up per worker process), the partition moves of GroupByKey and Reshuffle, and the
-counters' sums. Every function here is shipped to the workers by reference."""
+counters' sums. Every function here is shipped to the workers by reference.
+
+Beam's modules are imported here, at the top: a worker imports them once, when it unpickles the
+first task function, before any task runs. Imported inside the functions instead, two task
+threads of one worker could import Beam at once and deadlock on its module locks.
+"""
 import threading
 import zlib
+
+from apache_beam.internal import pickler
+from apache_beam.metrics.execution import MetricsContainer
+from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, Receiver, _OutputHandler
+from apache_beam.runners.worker import statesampler
+from apache_beam.transforms.core import DoFn
+from apache_beam.transforms.sideinputs import SideInputMap
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils import counters
 
 
 def pick(run, tag):
@@ -34,7 +48,6 @@ def by_key(part, index, count, coder):
 
 
 def group_bucket(*buckets):
-    from apache_beam.transforms.window import GlobalWindows
     groups = {}
     for bucket in buckets:
         for encoded, key, value in bucket:
@@ -44,8 +57,8 @@ def group_bucket(*buckets):
 
 def sum_counters(drained, *counter_lists):
     totals = {}
-    for counters in counter_lists:
-        for name, value in counters:
+    for pairs in counter_lists:
+        for name, value in pairs:
             totals[name] = totals.get(name, 0) + value
     return totals
 
@@ -61,7 +74,6 @@ def _acquire(key, payload):
         if idle:
             return idle.pop()
     # Several tasks of one transform may run at once in a process: each gets its own instance.
-    from apache_beam.internal import pickler
     fn, args, kwargs, window_fn, sides = pickler.loads(payload)
     fn.setup()
     return fn, args, kwargs, window_fn, sides
@@ -80,7 +92,6 @@ class _Outputs(dict):
         self.values = []
 
     def __missing__(self, tag):
-        from apache_beam.runners.common import Receiver
         values = self.values
 
         class _Receiver(Receiver):
@@ -92,12 +103,6 @@ class _Outputs(dict):
 
 def run_bundle(key, payload, label, part, *side_values):
     """One partition through the DoFn as one bundle: ``({tag: [WindowedValue]}, [(counter, value)])``."""
-    from apache_beam.metrics.execution import MetricsContainer
-    from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
-    from apache_beam.runners.worker import statesampler
-    from apache_beam.transforms.core import DoFn
-    from apache_beam.transforms.sideinputs import SideInputMap
-    from apache_beam.utils import counters
     entry = _acquire(key, payload)
     fn, args, kwargs, window_fn, sides = entry
     sampler = statesampler.StateSampler('', counters.CounterFactory())   # per bundle: its states keep their container
