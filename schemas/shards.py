@@ -36,6 +36,7 @@ def join(root: str, relative: str) -> str:
     return FileSystems.join(root.rstrip('/'), *relative.split('/'))
 
 
+OBJECT_STORE_SCHEMES = ('s3://', 'gs://')     # paths Beam's FileSystems open (not local, not https)
 WORK_DIR = '_work'      # a build's working files (plans, codes, shard stats, run state) under its output
 
 

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from schemas.shards import AtomicFile
+from schemas.shards import OBJECT_STORE_SCHEMES, AtomicFile
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -60,13 +60,10 @@ class WebDatasetWriter:
         return self._file.sha256
 
 
-BEAM_SCHEMES = ('s3://', 'gs://')
-
-
 def open_shard(url: str):
     """A shard's byte stream: s3:// and gs:// through Beam's FileSystems, the rest (local paths,
     https://) through webdataset's gopen."""
-    if url.startswith(BEAM_SCHEMES):
+    if url.startswith(OBJECT_STORE_SCHEMES):
         from apache_beam.io.filesystems import FileSystems
         return FileSystems.open(url, mime_type='application/x-tar')
     import webdataset

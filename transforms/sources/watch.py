@@ -19,10 +19,10 @@ import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 
+from schemas.shards import OBJECT_STORE_SCHEMES
 from schemas.windows import archive_item
 
 PATTERNS = ('*/*.zip', '*/*.ZIP')
-REMOTE_SCHEMES = ('s3://', 'gs://')
 
 
 def list_archives(root: str) -> dict:
@@ -40,7 +40,7 @@ class ArchiveWatcher:
         (default: on local paths)."""
         self.root = root
         self.taken = dict(taken)
-        self.settle = not root.startswith(REMOTE_SCHEMES) if settle is None else settle
+        self.settle = not root.startswith(OBJECT_STORE_SCHEMES) if settle is None else settle
         self.unsettled = {}
 
     def poll(self) -> list:
