@@ -82,7 +82,7 @@ def run(argv=None) -> BuildResult:
     use_local_runner(beam_options)
     check_tools(args)                           # before anything is read or written
     resolve_paths(args)
-    task = task_class(args.task)(args, beam_options)
+    task = task_class(args.task).from_args(args, beam_options)
     args.streaming = beam_options.view_as(StandardOptions).streaming    # Beam's own --streaming
     if args.streaming:
         from pipelines.stream import run_stream

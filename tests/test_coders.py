@@ -83,7 +83,7 @@ def test_song_length_stages_use_the_audio_coder(tmp_path):
     use_local_runner(beam_options)
     resolve_paths(args)
     pipeline = beam.Pipeline(options=beam_options)
-    build_graph(pipeline, args, task_class(args.task)(args, beam_options))
+    build_graph(pipeline, args, task_class(args.task).from_args(args, beam_options))
     stages = ('DecodeStems', 'SplitByGroup', 'PlanPerSong', 'MixContexts', 'CutWindows')
     found = {}
 

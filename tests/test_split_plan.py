@@ -104,4 +104,4 @@ def test_augment_eval_flag_reaches_the_settings_and_the_manifest(tmp_path):
                                          '--codec-weights=random'] + flags)
         resolve_paths(args)
         assert (AugmentSettings.from_args(args).splits == 'all') is expected
-        assert ContinuationTask(args, beam_options).manifest_info()['augment_eval'] is expected
+        assert ContinuationTask.from_args(args, beam_options).manifest_info()['augment_eval'] is expected

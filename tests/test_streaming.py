@@ -216,7 +216,7 @@ def test_fixed_windows_on_the_streaming_direct_runner(streamed, tmp_path):
     out, songs = str(tmp_path / 'out'), streamed['songs']
     args, options = parse_args(_flags(streamed['corpus'], out) + ['--window-seconds=10'])
     options.view_as(StandardOptions).streaming = True
-    task = task_class('continuation')(args, options)
+    task = task_class('continuation').from_args(args, options)
     listed = lambda path, t: TimestampedValue(archive_item(path, os.path.getsize(path), 1.0), t)
     pipeline = beam.Pipeline(runner=BundleBasedDirectRunner(), options=options)
     stream = (TestStream().advance_watermark_to(0).add_elements([listed(songs[0], 1)])
@@ -239,7 +239,7 @@ def test_dataflow_streaming_preset_builds_the_standard_graph():
     assert options.view_as(StandardOptions).streaming and options.get_all_options()['enable_streaming_engine']
     assert options.get_all_options()['runner'] == 'DataflowRunner'
     with loopback_only() as foreign:   # built, not run: Dataflow's own checks would look at the bucket
-        pipeline = unbounded_pipeline(args, options, task_class('continuation')(args, options), [],
+        pipeline = unbounded_pipeline(args, options, task_class('continuation').from_args(args, options), [],
                                       runner=BundleBasedDirectRunner())
         labels = {t.unique_name for t in pipeline.to_runner_api().components.transforms.values()}
         with pytest.raises(ValueError, match='drained'):

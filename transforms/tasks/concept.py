@@ -30,6 +30,7 @@ from schemas.records import ChunkedWaveform, LoadedSong
 from schemas.shards import plan_document, work_path, write_atomic
 from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normalize_label
 from transforms.chunk import WindowSpec
+from transforms.codec import CodecSettings
 from transforms.codec_runtime import identity as codec_identity
 from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
 from transforms.failures import FAILED, contained
@@ -210,8 +211,35 @@ def check_flags(args) -> None:
                          '--encode-margin-seconds do not apply')
 
 
+@dataclass(frozen=True)
+class ConceptConfig:
+    """What the concept task reads from the flags, checked once."""
+    codec: CodecSettings
+    batch_size: int                  # --encode-batch-size (0: the codec's default)
+    window: WindowSpec               # one fragment: --chunk-seconds, no hop, no margin
+    chunk_seconds: float
+    silence_db: float
+    from_folder: bool                # the concept is the folder's name (--source=folders)
+    concepts: Tuple[str, ...]        # (): every concept
+    audiocraft: bool
+    output: str
+
+    @classmethod
+    def from_args(cls, args, beam_options) -> 'ConceptConfig':
+        check_flags(args)
+        codec = codec_settings(args, beam_options)
+        from_folder = args.source == 'folders'
+        return cls(codec=codec, batch_size=args.encode_batch_size,
+                   window=WindowSpec(args.chunk_seconds, None, 0.0, codec.spec.sample_rate_hz, codec.spec.hop_length,
+                                     keep_partial=True),
+                   chunk_seconds=args.chunk_seconds, silence_db=args.silence_db, from_folder=from_folder,
+                   concepts=parse_concepts(args.concepts, from_folder),
+                   audiocraft=parse_audiocraft_export(args.export, ConceptTask.NAME), output=args.output)
+
+
 class ConceptTask(Task):
     NAME = 'concept'
+    CONFIG = ConceptConfig
     DEFAULTS = {'chunk_seconds': 5.0}
     OPTIONS = (ConceptOptions,)
     WRITERS = WRITERS
@@ -220,47 +248,41 @@ class ConceptTask(Task):
     OUTPUT_FILES = tuple(METADATA_FILES.values())
     size_of = staticmethod(sample_bytes)
 
-    def __init__(self, args, beam_options):
-        super().__init__(args, beam_options)
-        check_flags(args)
-        self.audiocraft = parse_audiocraft_export(args.export, self.NAME)
-        self.codec = codec_settings(args, beam_options)
-        spec = self.codec.spec
-        self.window = WindowSpec(args.chunk_seconds, None, 0.0, spec.sample_rate_hz, spec.hop_length,
-                                 keep_partial=True)
-        self.from_folder = args.source == 'folders'
-        self.concepts = parse_concepts(args.concepts, self.from_folder)
+    def __init__(self, config: ConceptConfig):
+        super().__init__(config)
+        self.codec, self.window = config.codec, config.window
 
     def audio_format(self) -> tuple:
         return self.codec.spec.sample_rate_hz, self.codec.spec.channels
 
     def shaping(self) -> dict:
-        return {'codec': codec_identity(self.codec, self.args.encode_batch_size)}
+        return {'codec': codec_identity(self.codec, self.config.batch_size)}
 
     def random_codec_seed(self):
         return self.codec.seed if self.codec.weights == 'random' else None
 
     def manifest_info(self) -> dict:
-        return {'codec': codec_manifest(self.codec, self.args.encode_batch_size), 'concept': {
-            'label_from': 'folder' if self.from_folder else 'stem class',
-            'concepts': list(self.concepts) or 'all', 'chunk_seconds': self.args.chunk_seconds,
-            'chunk_samples': self.window.chunk, 'frames': self.window.frames, 'silence_db': self.args.silence_db,
+        config = self.config
+        return {'codec': codec_manifest(self.codec, config.batch_size), 'concept': {
+            'label_from': 'folder' if config.from_folder else 'stem class',
+            'concepts': list(config.concepts) or 'all', 'chunk_seconds': config.chunk_seconds,
+            'chunk_samples': self.window.chunk, 'frames': self.window.frames, 'silence_db': config.silence_db,
             'padding': 'the last fragment of a stem is padded with zeros to chunk_samples; duration_seconds, '
                        'real_samples and real_frames give its real length',
             'layout': LAYOUT, 'metadata': METADATA_FILES}}
 
     def expand(self, songs):
-        args, codec = self.args, self.codec
+        config, codec = self.config, self.codec
         cut = songs | 'CutFragments' >> beam.ParDo(CutFragmentsFn(
-            self.window, args.silence_db, self.from_folder, self.concepts,
+            self.window, config.silence_db, config.from_folder, config.concepts,
             (codec.name, codec.weights_id, codec.precision, codec.spec.frame_rate),
-            plans_root=work_path(args.output, 'plans'))).with_outputs(FAILED, main='stems')
+            plans_root=work_path(config.output, 'plans'))).with_outputs(FAILED, main='stems')
         stems = cut.stems
         key = lambda waveform: (waveform.song_id, waveform.waveform_id)   # noqa: E731
         encoded = (stems
                    | 'Fragments' >> beam.Map(lambda stem: stem.chunked).with_output_types(ChunkedWaveform)
-                   | 'EncodeChunks' >> EncodeChunks(codec, args.encode_batch_size, write_audio=True,
-                                                  cache_root=work_path(args.output, 'codes')))
+                   | 'EncodeChunks' >> EncodeChunks(codec, config.batch_size, write_audio=True,
+                                                  cache_root=work_path(config.output, 'codes')))
         fragments = ({'metas': stems | 'KeyMetas' >> beam.Map(lambda stem: (key(stem.chunked), stem.metas)),
                       'encoded': encoded['encoded'] | 'KeyParts' >> beam.Map(lambda part: (key(part), part))}
                      | 'GroupByStem' >> beam.CoGroupByKey()
@@ -270,14 +292,14 @@ class ConceptTask(Task):
 
     def exports(self, records, root: str):
         exported = records | 'ExportConcepts' >> ExportConcepts(root)
-        if self.audiocraft:
+        if self.config.audiocraft:
             exported += records | 'ExportAudiocraft' >> ExportAudiocraft(root, concept_item)
         return exported
 
     def summary(self, manifest: dict, metrics: dict) -> list:
         get = lambda name: int(metrics.get(name, 0))
         lines = [f'fragments: {get("CutFragmentsFn.fragments_kept")} kept, {get("CutFragmentsFn.fragments_silent")} '
-                 f'dropped as silent (below {self.args.silence_db:g} dBFS); stems of other concepts: '
+                 f'dropped as silent (below {self.config.silence_db:g} dBFS); stems of other concepts: '
                  f'{get("CutFragmentsFn.stems_not_wanted")}']
         for split, counts in concept_counts(manifest).items():
             lines.append(f'{split} concepts: ' + ', '.join(f'{k}={v}' for k, v in counts.items()))

@@ -9,6 +9,9 @@ over the training rows with a CombineFn into ``descriptor-index/stats.json``, th
 search index z-scored with it, one part per table part (schemas/descriptor_index.py); the
 manifest lists them all. ``python -m pipelines.query`` searches it.
 """
+from dataclasses import dataclass
+from typing import Tuple
+
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
@@ -148,8 +151,27 @@ def write_part(element, root: str, stats):
         yield from write_index_part(root, split, index, blocks, stats)
 
 
+@dataclass(frozen=True)
+class DescriptorsConfig:
+    """What the descriptors task reads from the flags, checked once."""
+    sample_rate: int
+    hop_length: int
+    parts: Tuple[str, ...]              # of PARTS
+    shard_examples: int                 # the index parts follow the table's sharding
+    shard_mb: float
+
+    @classmethod
+    def from_args(cls, args, beam_options) -> 'DescriptorsConfig':
+        check_hop(args.hop_length)
+        if not 8000 <= args.sample_rate <= 192000:
+            raise ValueError(f'--sample-rate must be between 8000 and 192000 Hz, got {args.sample_rate}')
+        return cls(sample_rate=args.sample_rate, hop_length=args.hop_length, parts=parse_parts(args.descriptor_of),
+                   shard_examples=args.shard_examples, shard_mb=args.shard_mb)
+
+
 class DescriptorsTask(Task):
     NAME = 'descriptors'
+    CONFIG = DescriptorsConfig
     # Shards by size too: a block is a whole stem's frames (about 16 kB per second of audio).
     DEFAULTS = {'shard_mb': 256.0}
     WRITERS = WRITERS
@@ -157,16 +179,13 @@ class DescriptorsTask(Task):
     SHARED_OPTIONS = ('sample_rate',)          # declared by SeparationOptions
     OUTPUT_FOLDERS = (TASK_FOLDER, INDEX_EXPORT)
 
-    def __init__(self, args, beam_options):
-        super().__init__(args, beam_options)
-        check_hop(args.hop_length)
-        if not 8000 <= args.sample_rate <= 192000:
-            raise ValueError(f'--sample-rate must be between 8000 and 192000 Hz, got {args.sample_rate}')
-        self.parts = parse_parts(args.descriptor_of)
-        self.settings = settings(args.sample_rate, args.hop_length)
+    def __init__(self, config: DescriptorsConfig):
+        super().__init__(config)
+        self.parts = config.parts
+        self.settings = settings(config.sample_rate, config.hop_length)
 
     def audio_format(self) -> tuple:
-        return self.args.sample_rate, 1
+        return self.config.sample_rate, 1
 
     def manifest_info(self) -> dict:
         return {'descriptors': dict(self.settings, columns=COLUMNS, index_features=INDEX_FEATURES,
@@ -176,7 +195,7 @@ class DescriptorsTask(Task):
 
     def expand(self, songs):
         blocks = songs | 'DescribeSongs' >> beam.ParDo(
-            DescribeSongFn(self.args.sample_rate, self.args.hop_length, self.parts)).with_outputs(FAILED, main='blocks')
+            DescribeSongFn(self.config.sample_rate, self.config.hop_length, self.parts)).with_outputs(FAILED, main='blocks')
         return {RECORDS: blocks.blocks, FAILED: blocks[FAILED]}
 
     def exports(self, records, root: str):
@@ -192,8 +211,8 @@ class DescriptorsTask(Task):
                  | 'BlockSizes' >> beam.Map(lambda b: (b.meta.split, (1, block_bytes(b))))
                  | 'SizePerSplit' >> beam.CombinePerKey(lambda values: tuple(map(sum, zip((0, 0), *values)))))
         parts = (records
-                 | 'AssignIndexPart' >> beam.Map(assign_shard, beam.pvalue.AsDict(sizes), self.args.shard_examples,
-                                                 self.args.shard_mb)
+                 | 'AssignIndexPart' >> beam.Map(assign_shard, beam.pvalue.AsDict(sizes), self.config.shard_examples,
+                                                 self.config.shard_mb)
                  | 'GroupIndexParts' >> beam.GroupByKey()
                  | 'WriteIndexParts' >> beam.FlatMap(write_part, root, beam.pvalue.AsSingleton(stats)))
         return [stats | 'WriteStats' >> beam.FlatMap(write_stats, root), parts]
@@ -203,7 +222,7 @@ class DescriptorsTask(Task):
         output = manifest.get('options', {}).get('output', '<output>')
         stats = manifest.get('exports', {}).get(INDEX_EXPORT)
         return [f'descriptor rows: {get("DescribeSongFn.frames_described")} frames of '
-                f'{get("DescribeSongFn.blocks_described")} (song, stem) blocks, hop {self.args.hop_length} at '
-                f'{self.args.sample_rate} Hz; silent stems skipped: {get("DescribeSongFn.stems_skipped_silent")}',
+                f'{get("DescribeSongFn.blocks_described")} (song, stem) blocks, hop {self.config.hop_length} at '
+                f'{self.config.sample_rate} Hz; silent stems skipped: {get("DescribeSongFn.stems_skipped_silent")}',
                 f'z-score statistics: {join(output, STATS_PATH)}' if stats else 'z-score statistics: none (no rows)',
                 f'query: python -m pipelines.query --index {output} --audio CLIP.wav -k 10']

@@ -10,6 +10,7 @@ written whole as track folders and Spleeter CSVs (separation_export.py). Audio i
 ``--sample-rate``/``--channels``. Nothing is augmented: trainers remix chunks on the fly.
 """
 from dataclasses import dataclass
+from typing import Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -23,7 +24,7 @@ from schemas.separation import (FLAC_SUBTYPE, RMS_FLOOR_DB, WRITERS, SeparatedSo
 from transforms.failures import FAILED, contained
 from transforms.tasks.separation_export import (FOLDERS, SPLEETER_CSV, SPLEETER_DIR, ExportTracks, folder_path,
                                                 parse_exports, track_name)
-from transforms.tasks.separation_targets import DEFAULT_TARGETS, OTHER, assign_stems, parse_targets
+from transforms.tasks.separation_targets import DEFAULT_TARGETS, OTHER, Target, assign_stems, parse_targets
 from transforms.tasks.task import RECORDS, Task
 
 SPLEETER_RATE_HZ = 44100
@@ -203,8 +204,35 @@ def check_flags(args) -> None:
                          f'least 2 channels; got --sample-rate={args.sample_rate} --channels={args.channels}')
 
 
+@dataclass(frozen=True)
+class SeparationConfig:
+    """What the separation task reads from the flags, checked once."""
+    targets: Tuple[Target, ...]
+    geometry: ChunkGeometry
+    sample_rate: int
+    channels: int
+    fill_missing: str
+    min_rms_db: float
+    exports: Tuple[str, ...]             # --export, in EXPORTS order
+    output: str
+
+    @classmethod
+    def from_args(cls, args, beam_options) -> 'SeparationConfig':
+        check_flags(args)
+        targets = parse_targets(args.targets, args.target_labels)
+        if args.fill_missing == 'reserve' and not any(t.kind == 'class' for t in targets):
+            raise ValueError('--fill-missing=reserve fills canonical classes: name some in --targets '
+                             '(labels and other are never filled from the reserve)')
+        return cls(targets=targets, sample_rate=args.sample_rate, channels=args.channels,
+                   geometry=ChunkGeometry.from_seconds(args.chunk_seconds, args.hop_seconds, args.sample_rate,
+                                                       args.keep_partial),
+                   fill_missing=args.fill_missing, min_rms_db=args.min_rms_db, exports=parse_exports(args.export),
+                   output=args.output)
+
+
 class SeparationTask(Task):
     NAME = 'separation'
+    CONFIG = SeparationConfig
     DEFAULTS = {'chunk_seconds': 3.0}
     # The demo corpus has drums, bass, guitar and keys (no vocals): keys go to other.
     DEMO_DEFAULTS = {'targets': ['drums,bass,guitar,other'], 'export': ['folders,spleeter-csv']}
@@ -213,20 +241,13 @@ class SeparationTask(Task):
     OUTPUT_FOLDERS = (FOLDERS, SPLEETER_DIR)
     size_of = staticmethod(sample_bytes)
 
-    def __init__(self, args, beam_options):
-        super().__init__(args, beam_options)
-        check_flags(args)
-        self.targets = parse_targets(args.targets, args.target_labels)
-        if args.fill_missing == 'reserve' and not self.fill_classes():
-            raise ValueError('--fill-missing=reserve fills canonical classes: name some in --targets '
-                             '(labels and other are never filled from the reserve)')
-        self.wanted_exports = parse_exports(args.export)
-        self.geometry = ChunkGeometry.from_seconds(args.chunk_seconds, args.hop_seconds, args.sample_rate,
-                                                   args.keep_partial)
+    def __init__(self, config: SeparationConfig):
+        super().__init__(config)
+        self.targets, self.geometry = config.targets, config.geometry
         self._exported = []
 
     def audio_format(self) -> tuple:
-        return self.args.sample_rate, self.args.channels
+        return self.config.sample_rate, self.config.channels
 
     def fill_classes(self) -> tuple:
         return tuple(t.key for t in self.targets if t.kind == 'class')
@@ -234,30 +255,31 @@ class SeparationTask(Task):
     def identity(self) -> tuple:
         """What shapes every chunk's audio besides its song and position: in each example id."""
         return (tuple((t.name, t.label) for t in self.targets), tuple((t.kind, t.key) for t in self.targets),
-                self.args.sample_rate, self.args.channels, self.args.fill_missing)
+                self.config.sample_rate, self.config.channels, self.config.fill_missing)
 
     def manifest_info(self) -> dict:
-        args = self.args
+        config = self.config
         return {'separation': {
             'targets': [t.name for t in self.targets],
             'target_labels': {t.name: t.label for t in self.targets},
             'target_kinds': {t.name: t.kind for t in self.targets},
-            'sample_rate_hz': args.sample_rate, 'channels': args.channels, 'flac_subtype': FLAC_SUBTYPE,
+            'sample_rate_hz': config.sample_rate, 'channels': config.channels, 'flac_subtype': FLAC_SUBTYPE,
             'chunk_samples': self.geometry.chunk, 'hop_samples': self.geometry.hop,
-            'keep_partial': self.geometry.keep_partial, 'min_rms_db': args.min_rms_db,
-            'rms_floor_db': RMS_FLOOR_DB, 'fill_missing': args.fill_missing, 'exports': list(self.wanted_exports),
+            'keep_partial': self.geometry.keep_partial, 'min_rms_db': config.min_rms_db,
+            'rms_floor_db': RMS_FLOOR_DB, 'fill_missing': config.fill_missing, 'exports': list(config.exports),
             'mixture': 'sum of all the song\'s stems (targets plus stems no target takes), scaled by gain'}}
 
     def expand(self, songs):
+        config = self.config
         separate = songs | 'SeparateSongs' >> beam.ParDo(SeparateSongFn(
-            self.targets, self.args.fill_missing)).with_outputs(FAILED, main='songs')
+            self.targets, config.fill_missing)).with_outputs(FAILED, main='songs')
         separated = separate.songs
         chunks = separated | 'CutChunks' >> beam.ParDo(CutChunksFn(
-            self.geometry, self.args.min_rms_db, {t.name: t.label for t in self.targets}, self.identity(),
-            FOLDERS in self.wanted_exports)).with_outputs(FAILED, main='chunks')
+            self.geometry, config.min_rms_db, {t.name: t.label for t in self.targets}, self.identity(),
+            FOLDERS in config.exports)).with_outputs(FAILED, main='chunks')
         self._exported = [separated | 'ExportTracks' >> ExportTracks(
-            self.args.output, self.wanted_exports, [t.name for t in self.targets],
-            self.args.sample_rate)] if self.wanted_exports else []
+            config.output, config.exports, [t.name for t in self.targets],
+            config.sample_rate)] if config.exports else []
         failures = (separate[FAILED], chunks[FAILED]) | 'SeparationFailures' >> beam.Flatten()
         return {RECORDS: chunks.chunks, FAILED: failures}
 
@@ -268,7 +290,7 @@ class SeparationTask(Task):
 
     def summary(self, manifest: dict, metrics: dict) -> list:
         get = lambda name: int(metrics.get(name, 0))
-        min_db = self.args.min_rms_db
+        min_db = self.config.min_rms_db
         lines = [f'songs separated: {get("SeparateSongFn.songs_separated")}, skipped for a missing target: '
                  f'{get("SeparateSongFn.songs_skipped_missing_target")}, too short for a chunk: '
                  f'{get("CutChunksFn.songs_too_short")}, every chunk dropped: '

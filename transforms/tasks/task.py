@@ -18,12 +18,15 @@ RECORDS = 'records'
 
 
 class Task(beam.PTransform):
-    """Base of every task. Subclasses set NAME, DEFAULTS and WRITERS, and define
+    """Base of every task. Subclasses set NAME, CONFIG, DEFAULTS and WRITERS, and define
     ``audio_format() -> (sample rate Hz, channels)`` (what LoadStems decodes every stem to)
     and ``expand(songs) -> {RECORDS: records, FAILED: failures}`` (a PCollection of FailedRecords,
     possibly empty; ContainFailures drops every record of a song in it)."""
 
     NAME = ''
+    # The frozen dataclass of what the task reads from the flags, with
+    # ``from_args(args, beam_options)`` (the only place a task looks at the flags).
+    CONFIG = None
     # Flag defaults of this task, applied when the flag was left at the parser's default.
     DEFAULTS = {}
     # Further defaults with --demo (a quick build of the demo corpus), applied the same way.
@@ -40,9 +43,15 @@ class Task(beam.PTransform):
     OUTPUT_FOLDERS = ()
     OUTPUT_FILES = ()
 
-    def __init__(self, args, beam_options):
+    def __init__(self, config):
         super().__init__()
-        self.args = args
+        self.config = config
+
+    @classmethod
+    def from_args(cls, args, beam_options) -> 'Task':
+        """The task for the flags: its frozen config (``CONFIG.from_args``) is read from them once,
+        checked there (a flag this task cannot honour raises ValueError), and is all it reads."""
+        return cls(cls.CONFIG.from_args(args, beam_options))
 
     @classmethod
     def resolve_defaults(cls, args, parser_defaults: dict) -> None:
