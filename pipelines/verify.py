@@ -1,15 +1,16 @@
 """Check a built dataset: ``python -m pipelines.verify <dataset> [--decode N]``.
 
 Reads the manifest and every shard once (local, ``s3://`` or ``gs://`` through Beam's
-FileSystems) and runs each check on what it found: listed shards exist with the recorded
-bytes and sha256, no unlisted shards, example counts per split agree between the manifest,
-the tar samples and the Parquet rows, every sample decodes (npy without pickle, FLAC),
-codes are int16 in ``[0, codebook_size)`` shaped ``[codebooks, frames]`` by the manifest's
-geometry, both formats hold the same examples, example ids are unique, and no song or
-artist is in two splits (pipelines/verify_continuation.py: the checks are picked by the
-manifest's task). Every dataset's files are checked: listed shards exist, intact, none unlisted,
-and every exported file the manifest lists (audiocraft files, track folders, CSVs, concept
-folders, the descriptor index) exists with its bytes and sha256.
+FileSystems) and runs each check on what it found. Every dataset's files: listed shards exist
+with the recorded bytes and sha256, no unlisted shards, and every exported file the manifest
+lists (audiocraft files, track folders, CSVs, concept folders, the descriptor index) exists with
+its bytes and sha256. Then its examples, read by the format of the manifest's task (each format
+module's ``CHECK``, schemas/format_check.py; the checks are pipelines/verify_examples.py):
+counts per split agree between the manifest and the shards, every sample decodes, the content
+is as the manifest says (continuation and concept: int16 codes in ``[0, codebook_size)``
+shaped by the manifest's geometry; separation: the audio's rate, channels and length, the
+mixture = the sum of the targets; descriptors: every block's frames and numbers), the formats
+hold the same examples, ids are unique, and no song, artist or donor is in two splits.
 ``--decode N`` turns N random continuation examples' codes back into WAVs with the codec the
 manifest names. Prints one PASS/FAIL line per check and a total; exits 1 on
 any failure.
@@ -27,11 +28,14 @@ from typing import Callable, Dict, List
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.flags import parse_tool_args
-from pipelines import verify_continuation as continuation
 from pipelines.progress import HashProgress
-from schemas.manifest import MANIFEST_NAME, read_manifest, window_frames
+from pipelines.verify_examples import checks_of
+from schemas import continuation
+from schemas.format_check import ExampleFacts, FormatCheck
+from schemas.manifest import MANIFEST_NAME, read_manifest
 from schemas.shards import SHARD_PATTERNS, join
 from schemas.windows import split_pending
+from transforms.tasks.registry import TASKS
 
 MAX_LISTED = 5
 
@@ -41,7 +45,8 @@ class Scan:
     """Everything read from a dataset, reduced to what the checks need."""
     root: str
     manifest: dict
-    frames: int                                                    # continuation: frames per window
+    format_check: FormatCheck                                      # the task's format (its CHECK)
+    expected: dict                                                 # what the examples' content should be
     task: str = 'continuation'
     exports: int = 0                                               # exported files listed
     export_problems: List[str] = field(default_factory=list)       # missing, or bytes or sha256 differ
@@ -51,9 +56,8 @@ class Scan:
     pending: List[str] = field(default_factory=list)               # of a window still being written
     counted: Dict[str, int] = field(default_factory=dict)          # shard path -> examples found
     decode_problems: List[str] = field(default_factory=list)
-    code_problems: List[str] = field(default_factory=list)
-    examples: Dict[str, Dict[str, List[continuation.ExampleFacts]]] = field(
-        default_factory=lambda: {'webdataset': defaultdict(list), 'parquet': defaultdict(list)})
+    content_problems: List[str] = field(default_factory=list)
+    examples: Dict[str, Dict[str, List[ExampleFacts]]] = field(default_factory=dict)   # format -> id -> facts
 
 
 def _listed_shards(manifest: dict):
@@ -127,9 +131,12 @@ def scan_dataset(root: str, show_progress: bool = False) -> Scan:
 
 def _scan(root: str, manifest: dict, meter) -> Scan:
     task = manifest.get('task', 'continuation')
-    frames = window_frames(manifest, root) if task == 'continuation' else 0
-    scan = Scan(root=root, manifest=manifest, frames=frames, task=task)
-    readers = READERS.get(task, {})
+    if task not in TASKS:
+        raise ValueError(f'{root}: the manifest names task {task!r}; this version knows {list(TASKS)}')
+    check = TASKS[task].CHECK
+    scan = Scan(root=root, manifest=manifest, format_check=check, expected=check.expected(manifest, root), task=task,
+                examples={fmt: defaultdict(list) for fmt in check.readers})
+    readers = check.readers
     listed, formats = set(), set(readers)
     for split, fmt, shard in _listed_shards(manifest):
         listed.add(shard['path'])
@@ -144,9 +151,15 @@ def _scan(root: str, manifest: dict, meter) -> Scan:
         if fmt not in readers:
             continue
         try:
-            scan.counted[shard['path']] = readers[fmt](scan, join(root, shard['path']), data, split)
+            findings = readers[fmt](data, shard['path'], split, scan.expected)
         except Exception as e:   # an unreadable shard is a finding, not a crash
             scan.decode_problems.append(f'{shard["path"]}: {type(e).__name__}: {e}')
+            continue
+        scan.counted[shard['path']] = findings.count
+        scan.decode_problems += findings.decode_problems
+        scan.content_problems += findings.content_problems
+        for key, facts in findings.examples:
+            scan.examples[fmt][key].append(facts)
     for fmt in sorted(formats):
         folder = SHARD_PATTERNS[fmt].split('/')[0] if fmt in SHARD_PATTERNS else fmt
         scan.unlisted += [p for p in _files_under(root, folder) if p not in listed]
@@ -191,16 +204,15 @@ FILE_CHECKS: Dict[str, Callable] = {
     'no unlisted shards': check_no_unlisted,
     'exports intact': check_exports_intact,
 }
-# The checks of the examples inside, by the manifest's task (the other tasks' examples are their own).
-EXAMPLE_CHECKS = {'continuation': continuation.CHECKS}
-READERS = {'continuation': continuation.READERS}
-CHECKS = {**FILE_CHECKS, **continuation.CHECKS}      # a continuation dataset's, in the order they print
+# A continuation dataset's checks, in the order they print (each task's: FILE_CHECKS, then its format's).
+CHECKS = {**FILE_CHECKS, **checks_of(continuation.CHECK)}
 
 
 def run_checks(scan: Scan) -> List[tuple]:
-    """(name, passed, message) of every check for the dataset's task."""
+    """(name, passed, message) of every check for the dataset's task: the file checks, then the
+    checks of its examples (pipelines/verify_examples.py) by the task's format."""
     results = []
-    for name, check in {**FILE_CHECKS, **EXAMPLE_CHECKS.get(scan.task, {})}.items():
+    for name, check in {**FILE_CHECKS, **checks_of(scan.format_check)}.items():
         problems, summary = check(scan)
         results.append((name, not problems, summary if not problems else _listing(list(problems))))
     return results

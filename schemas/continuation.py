@@ -7,8 +7,10 @@ and the writers of both.
   ``target.npy`` = the codes (no pickle); ``context.flac``/``target.flac`` with --write-audio.
 - Parquet: one row per example, the metadata as columns (``SCHEMA``), codes as list<list<int16>>.
 
-Reading them back: ``schemas/reader.py`` (the trainer's stream) and pipelines/verify_continuation.py.
+- ``CHECK``: what ``pipelines.verify`` reads of both (codes against the manifest's ``codec`` and
+  ``windows``; schemas/format_check.py). The trainer's stream is ``schemas/reader.py``.
 """
+import io
 import json
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -16,9 +18,14 @@ from typing import Optional, Tuple
 import numpy as np
 import pyarrow as pa
 
+from schemas.format_check import (ExampleFacts, FormatCheck, ShardFindings, codes_problem, content_sha, parquet_codes,
+                                  read_table, read_tar)
+from schemas.manifest import window_frames
 from schemas.parquet import CODES_TYPE, ParquetWriter, codes_array
 from schemas.records import DictRecord
-from schemas.webdataset import WebDatasetWriter, npy_bytes
+from schemas.webdataset import WebDatasetWriter, npy_bytes, npy_load
+
+CODE_FIELDS = ('context', 'target')
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,20 @@ def sample_of(example) -> dict:
     return sample
 
 
+def decode_sample(raw: dict) -> dict:
+    """A sample's tar members (``schemas.webdataset.tar_samples``) decoded: ``{'__key__', 'json':
+    the metadata, 'context', 'target': int16 [codebooks, frames]}`` (what the trainer's stream
+    reads; the FLAC members, when stored, stay as they are).
+
+    Raises:
+        ValueError: context and target codes of different shapes.
+    """
+    context, target = npy_load(raw['context.npy']), npy_load(raw['target.npy'])
+    if context.shape != target.shape:
+        raise ValueError(f'{raw["__key__"]}: context {context.shape} and target {target.shape} differ')
+    return {'__key__': raw['__key__'], 'json': json.loads(raw['json']), 'context': context, 'target': target}
+
+
 def sample_bytes(example) -> int:
     """About what an example adds to a shard (for --shard-mb)."""
     return (example.context_codes.nbytes + example.target_codes.nbytes + 2048
@@ -137,3 +158,54 @@ class ContinuationParquetWriter(ParquetWriter):
 
 
 WRITERS = {'webdataset': ContinuationWebDatasetWriter, 'parquet': ContinuationParquetWriter}
+
+
+def _expected(manifest: dict, root: str) -> dict:
+    codec = manifest['codec']
+    return {'codebooks': codec['codebooks'], 'codebook_size': codec['codebook_size'],
+            'frames': window_frames(manifest, root)}
+
+
+def _check_codes(findings, path: str, key: str, name: str, codes, expected: dict) -> None:
+    problem = ('ragged or empty code lists' if codes is None
+               else codes_problem(codes, expected['codebooks'], expected['codebook_size'], expected['frames']))
+    if problem:
+        findings.content_problems.append(f'{path}: {key} {name}: {problem}')
+
+
+def _facts(split: str, meta: dict, codes) -> ExampleFacts:
+    return ExampleFacts(split, meta.get('split'), meta.get('song_id'), meta.get('artist'), content_sha(codes),
+                        donor_song_ids=tuple(meta.get('donor_song_ids') or ()),
+                        donor_splits=tuple(meta.get('donor_splits') or ()))
+
+
+def read_webdataset_shard(data: bytes, path: str, split: str, expected: dict):
+    import soundfile
+
+    def read(sample, meta, findings):
+        codes = [npy_load(sample[f'{name}.npy']) for name in CODE_FIELDS]
+        for name in CODE_FIELDS:
+            if f'{name}.flac' in sample:
+                soundfile.read(io.BytesIO(sample[f'{name}.flac']))
+        for name, array in zip(CODE_FIELDS, codes):
+            _check_codes(findings, path, sample['__key__'], name, array, expected)
+        findings.examples.append((sample['__key__'], _facts(split, meta, codes)))
+    return read_tar(data, path, read)
+
+
+def read_parquet_shard(data: bytes, path: str, split: str, expected: dict):
+    table, columns = read_table(data, ('example_id', 'split', 'song_id', 'artist', 'donor_song_ids', 'donor_splits'))
+    codes = {name: parquet_codes(table.column(f'{name}_codes')) for name in CODE_FIELDS}
+    findings = ShardFindings(count=table.num_rows)
+    for i, key in enumerate(columns['example_id']):
+        for name in CODE_FIELDS:
+            _check_codes(findings, path, key, name, codes[name][i], expected)
+        arrays = [codes[name][i] if codes[name][i] is not None else np.zeros(0, np.int16) for name in CODE_FIELDS]
+        findings.examples.append((key, _facts(split, {n: v[i] for n, v in columns.items()}, arrays)))
+    return findings
+
+
+CHECK = FormatCheck(
+    readers={'webdataset': read_webdataset_shard, 'parquet': read_parquet_shard}, expected=_expected,
+    content='codes valid', decode_line='every sample decodes (npy without pickle, json, FLAC)',
+    content_line=lambda e: f'codes int16 [{e["codebooks"]}, {e["frames"]}] in [0, {e["codebook_size"]})')

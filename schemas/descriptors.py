@@ -10,7 +10,11 @@ table (a shard format) and the search index parts.
 - ``descriptor-index/<split>/part-NNNNN.npy`` and ``.blocks.json`` (``write_index_part``, once
   the training statistics exist): the same blocks in the same order, z-scored
   (schemas/descriptor_index.py).
+- ``CHECK``: what ``pipelines.verify`` reads of the table (schemas/format_check.py): the columns,
+  each block's frames ``0..n-1`` in order at ``sample_offset = frame * hop_length``, every
+  descriptor a number (``f0`` may be NaN).
 """
+import io
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -20,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.descriptor_index import INDEX_EXPORT, WIDTH, with_norms, zscore
+from schemas.format_check import ExampleFacts, FormatCheck, ShardFindings
 from schemas.manifest import ExportedFile
 from schemas.parquet import ParquetWriter
 from schemas.shards import AtomicFile, join, shard_path, write_atomic
@@ -131,3 +136,46 @@ def write_index_part(root: str, split: str, index: int, blocks, stats: dict) -> 
                                 json.dumps(blocks_document(blocks), sort_keys=True).encode('utf-8'))
     return [ExportedFile(export=INDEX_EXPORT, path=matrix_path, bytes=handle.bytes, sha256=handle.sha256),
             ExportedFile(export=INDEX_EXPORT, path=blocks_path, bytes=size, sha256=sha256)]
+
+
+def _expected(manifest: dict, root: str) -> dict:
+    return {'hop_length': manifest['descriptors']['hop_length'], 'columns': SCHEMA.names}
+
+
+def _block_problem(offsets: np.ndarray, frames: np.ndarray, values: np.ndarray, hop: int) -> str:
+    if not np.array_equal(frames, np.arange(len(frames))):
+        return f'frames are not 0..{len(frames) - 1} in order'
+    if not np.array_equal(offsets, frames.astype(np.int64) * hop):
+        return f'sample_offset is not frame x {hop}'
+    bad = [COLUMNS[i] for i in np.flatnonzero(~np.isfinite(values).all(axis=0)) if COLUMNS[i] != 'f0']
+    return f'not a number in {bad}' if bad else ''
+
+
+def read_table_shard(data: bytes, path: str, split: str, expected: dict):
+    import pyarrow.parquet as pq
+    table = pq.read_table(io.BytesIO(data))
+    findings = ShardFindings()
+    if table.column_names != expected['columns']:
+        findings.content_problems.append(f'{path}: columns {table.column_names}, expected {expected["columns"]}')
+        return findings
+    songs, stems = table.column('song_id').to_numpy(zero_copy_only=False), table.column('stem').to_numpy(zero_copy_only=False)
+    frames, offsets = table.column('frame').to_numpy(), table.column('sample_offset').to_numpy()
+    values = np.stack([table.column(name).to_numpy() for name in COLUMNS], axis=1)
+    artists = table.column('artist').to_pylist()
+    starts = [0] + [i for i in range(1, table.num_rows) if (songs[i], stems[i]) != (songs[i - 1], stems[i - 1])]
+    for a, b in zip(starts, starts[1:] + [table.num_rows]):
+        key = f'{songs[a]}/{stems[a]}'
+        problem = _block_problem(offsets[a:b], frames[a:b], values[a:b], expected['hop_length'])
+        if problem:
+            findings.content_problems.append(f'{path}: {key}: {problem}')
+        findings.examples.append((key, ExampleFacts(split, split, songs[a], artists[a], None)))
+    findings.count = len(findings.examples) if table.num_rows else 0
+    return findings
+
+
+CHECK = FormatCheck(
+    readers={'descriptors': read_table_shard}, expected=_expected, content='rows valid',
+    decode_line='every table part reads', counted_line='(song, stem) blocks of the tables',
+    units={'descriptors': '(song, stem) blocks'},
+    content_line=lambda e: (f'{len(e["columns"])} columns; every block\'s frames in order, sample_offset = '
+                            f'frame x {e["hop_length"]}; descriptors are numbers (f0 NaN where unvoiced)'))

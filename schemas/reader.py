@@ -34,7 +34,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from schemas.collate import PadCollate, apply_delay_pattern, undo_delay_pattern  # noqa: F401 (the trainer's API)
 from schemas.manifest import MANIFEST_NAME, read_manifest, window_frames
-from schemas.webdataset import npy_load, open_shards, tar_samples
+from schemas.continuation import decode_sample
+from schemas.webdataset import open_shards, tar_samples
 
 TASKS = ('continuation',)
 MODES = ('continuation', 'stemming')
@@ -238,9 +239,8 @@ class StemDataset(IterableDataset):
         return wds.DataPipeline(*stages)
 
     def make_item(self, raw: dict, slot: int, slots: int, index: int) -> dict:
-        context, target = npy_load(raw['context.npy']), npy_load(raw['target.npy'])
-        if context.shape != target.shape:
-            raise ValueError(f'{raw["__key__"]}: context {context.shape} and target {target.shape} differ')
+        sample = decode_sample(raw)
+        context, target = sample['context'], sample['target']
         frames = context.shape[-1]
         c = self.context_frames or (frames // 2 if self.mode == 'continuation' else frames)
         t = self.target_frames or (frames - c if self.mode == 'continuation' else c)
@@ -252,7 +252,7 @@ class StemDataset(IterableDataset):
         return {'example_id': raw['__key__'],
                 'context': torch.from_numpy(context.astype(np.int64)),
                 'target': torch.from_numpy(target.astype(np.int64)),
-                'cut_frame': cut, 'meta': json.loads(raw['json']),
+                'cut_frame': cut, 'meta': sample['json'],
                 'slot': slot, 'slots': slots, 'index': index}
 
     def __iter__(self):

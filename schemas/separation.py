@@ -8,7 +8,12 @@ targets it equals the sum of the targets up to the 24-bit step of each file.
 Parquet: an index, one row per chunk and no audio: where the sample is (WebDataset shard and
 key, the folder export's track), its offsets, the RMS of the mixture and of each target, and
 which targets are silent (the song has no such stem) or filled from the reserve.
+
+``CHECK``: what ``pipelines.verify`` reads of both (schemas/format_check.py): every FLAC at the
+manifest's rate, channels and chunk length, the mixture the sum of the targets when ``other`` is
+one of them, and every index row naming a listed tar of its split.
 """
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
@@ -17,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.audio_io import decode_flac, rms_dbfs
+from schemas.format_check import ExampleFacts, FormatCheck, ShardFindings, read_table, read_tar
 from schemas.parquet import ParquetWriter
 from schemas.records import LoadedSong, SongRef, DictRecord
 from schemas.shards import shard_path
@@ -180,3 +186,68 @@ def decode_sample(sample: dict) -> dict:
     out = {k: v for k, v in sample.items() if not k.endswith('.flac')}
     out.update((k[:-len('.flac')], decode_flac(v)) for k, v in sample.items() if k.endswith('.flac'))
     return out
+
+
+def _expected(manifest: dict, root: str) -> dict:
+    info = manifest['separation']
+    tars = {split: sorted(s['path'] for s in stats['shards'].get('webdataset', []))
+            for split, stats in manifest['splits'].items()}
+    return {'targets': list(info['targets']), 'sample_rate_hz': info['sample_rate_hz'],
+            'channels': info['channels'], 'samples': info['chunk_samples'], 'tars': tars}
+
+
+def _facts(split: str, meta: dict) -> ExampleFacts:
+    return ExampleFacts(split, meta.get('split'), meta.get('song_id'), meta.get('artist'), None,
+                        meta=(meta.get('chunk_index'), meta.get('start_sample'), tuple(meta.get('targets') or ())))
+
+
+def _audio_problems(sample: dict, expected: dict) -> list:
+    import soundfile
+    wanted = (expected['sample_rate_hz'], expected['channels'], expected['samples'])
+    names = [MIXTURE] + expected['targets']
+    problems = [f'no {n}.flac' for n in names if f'{n}.flac' not in sample]
+    audio = {}
+    for name in names:
+        if f'{name}.flac' in sample:
+            audio[name], rate = soundfile.read(io.BytesIO(sample[f'{name}.flac']), dtype='float32', always_2d=True)
+            found = (rate, audio[name].shape[1], audio[name].shape[0])
+            if found != wanted:
+                problems.append(f'{name}: {found[0]} Hz, {found[1]} channel(s), {found[2]} samples; the manifest '
+                                f'says {wanted[0]} Hz, {wanted[1]}, {wanted[2]}')
+    if 'other' in expected['targets'] and not problems:
+        # With other among the targets the mixture is their sum, up to each 24-bit file's rounding.
+        error = float(np.abs(audio[MIXTURE] - sum(audio[t] for t in expected['targets'])).max())
+        if error > (len(names) + 1) * 2.0 ** -23:
+            problems.append(f'the mixture differs from the sum of the targets by up to {error:.2e}')
+    return problems
+
+
+def read_webdataset_shard(data: bytes, path: str, split: str, expected: dict):
+    def read(sample, meta, findings):
+        key = sample['__key__']
+        findings.content_problems += [f'{path}: {key} {p}' for p in _audio_problems(sample, expected)]
+        findings.examples.append((key, _facts(split, meta)))
+    return read_tar(data, path, read)
+
+
+def read_parquet_shard(data: bytes, path: str, split: str, expected: dict):
+    table, columns = read_table(data, ('example_id', 'split', 'song_id', 'artist', 'chunk_index', 'start_sample',
+                                       'targets', 'webdataset_shard', 'webdataset_key'))
+    findings = ShardFindings(count=table.num_rows)
+    tars = expected['tars'].get(split, [])
+    for i, key in enumerate(columns['example_id']):
+        row = {n: v[i] for n, v in columns.items()}
+        if row['webdataset_shard'] not in tars or row['webdataset_key'] != key:
+            findings.content_problems.append(f'{path}: {key}: the index points at {row["webdataset_shard"]}:'
+                                             f'{row["webdataset_key"]}, not a listed {split} tar and this key')
+        findings.examples.append((key, _facts(split, row)))
+    return findings
+
+
+CHECK = FormatCheck(
+    readers={'webdataset': read_webdataset_shard, 'parquet': read_parquet_shard}, expected=_expected,
+    content='audio valid', decode_line='every sample decodes (json, FLAC)',
+    agree_line='the WebDataset samples and the Parquet index hold the same chunks',
+    content_line=lambda e: (f'mixture and {len(e["targets"])} target(s): {e["samples"]} samples x {e["channels"]} '
+                            f'at {e["sample_rate_hz"]} Hz' + ('; mixture = sum of the targets' if 'other' in e['targets']
+                                                               else '') + '; index rows point at their samples'))

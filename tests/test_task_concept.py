@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -22,8 +23,8 @@ from transforms.chunk import WindowSpec
 from transforms.split import parse_ratios, split_of
 from transforms.synth import synth_stems
 from transforms.tasks.concept import CutFragmentsFn, concept_dir, parse_concepts
-from transforms.tasks.concept_export import ConceptMeta
-from transforms.tasks.concept_export import METADATA_FILES, SCHEMA
+from schemas.concept import SCHEMA, ConceptMeta, decode_sample
+from transforms.tasks.concept_export import METADATA_FILES
 
 RATE_IN = 44100
 CHUNK_SECONDS = 0.64                       # 32 frames at 50 Hz
@@ -106,6 +107,9 @@ def _check_read_back(root, manifest):
         assert meta['frames'] == round(CHUNK_SECONDS * codec['frame_rate'])
         assert 0 <= array.min() and array.max() < codec['codebook_size']
         assert np.array_equal(np.asarray(rows[key]['codes'], np.int16), array)
+        decoded = decode_sample(raw)                        # the format's own sample reader agrees
+        assert decoded['json'] == meta and np.array_equal(decoded['codes'], array)
+        assert np.array_equal(decoded['audio'], audio.T)
         assert {k: v for k, v in rows[key].items() if k != 'codes'} == meta
         metas[key], codes[key] = meta, array
     assert pq.read_schema(glob.glob(f'{root}/parquet/*/*.parquet')[0]).names == SCHEMA.names
@@ -266,7 +270,32 @@ def test_verify_checks_the_shards_and_the_concept_folders(folders_build):
     scan = scan_dataset(folders_build.output)
     results = run_checks(scan)
     assert all(ok for _, ok, _ in results), results
+    assert [name for name, _, _ in results] == [
+        'shards exist', 'shards intact', 'no unlisted shards', 'exports intact', 'example counts', 'samples decode',
+        'codes and audio valid', 'formats agree', 'ids unique', 'no leakage']
     assert scan.exports == sum(e['files'] for e in folders_build.manifest['exports'].values()) > 0
+
+
+def test_verify_reads_every_concept_fragment(stems_build, tmp_path):
+    from pipelines.verify import run_checks, scan_dataset
+    from schemas.webdataset import npy_bytes, npy_load
+    from tests.test_verify import _read_tar, _rewrite_tar
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(stems_build.output, copy)
+    shard = stems_build.manifest['splits']['train']['shards']['webdataset'][0]['path']
+    samples = _read_tar(os.path.join(copy, shard))
+    codes = npy_load(samples[0]['codes.npy'])
+    samples[0]['codes.npy'] = npy_bytes(codes[:, :-1])                       # a frame short
+    samples[1]['audio.flac'] = samples[1]['audio.flac'][:-2000]              # cut off: does not decode whole
+    _rewrite_tar(copy, shard, samples)
+    results = {name: (ok, message) for name, ok, message in run_checks(scan_dataset(copy))}
+    failed = [name for name, (ok, _) in results.items() if not ok]
+    assert failed == ['samples decode', 'codes and audio valid', 'formats agree']
+    frames = stems_build.manifest['concept']['frames']
+    assert f'{shard}: {samples[0]["__key__"]} codes: shape {(codes.shape[0], frames - 1)}, expected ' \
+           f'{(codes.shape[0], frames)}' in results['codes and audio valid'][1]
+    assert f'{samples[0]["__key__"]}: codes differ between WebDataset and Parquet' in results['formats agree'][1]
+    assert f'{shard}: {samples[1]["__key__"]}: LibsndfileError' in results['samples decode'][1]
 
 
 def test_concept_exports_audiocraft_and_datasets_loads_its_card(stems_build):

@@ -8,7 +8,9 @@ import shutil
 import zipfile
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
@@ -306,7 +308,10 @@ def test_verify_checks_the_table_and_the_index(built, tmp_path):
     result, _ = built
     results = run_checks(scan_dataset(result.output))
     assert all(ok for _, ok, _ in results) and [name for name, _, _ in results] == [
-        'shards exist', 'shards intact', 'no unlisted shards', 'exports intact']
+        'shards exist', 'shards intact', 'no unlisted shards', 'exports intact', 'example counts', 'samples decode',
+        'rows valid', 'ids unique', 'no leakage']
+    blocks = sum(stats['examples'] for stats in result.manifest['splits'].values())
+    assert dict((n, m) for n, _, m in results)['ids unique'] == f'{blocks} example ids, each once'
     copy = str(tmp_path / 'copy')
     shutil.copytree(result.output, copy)
     with open(f'{copy}/descriptors/split=train/stray.parquet', 'wb') as f:
@@ -328,3 +333,27 @@ def test_datasets_loads_the_card_of_a_descriptors_build(built):
                        for s in stats['shards']['descriptors'])
             for split, stats in result.manifest['splits'].items()}     # a block of frames is many rows
     load_with_datasets(result.output, result.manifest, rows)
+
+
+def test_verify_reads_every_descriptor_block(built, tmp_path):
+    from pipelines.verify import run_checks, scan_dataset
+    from tests.test_verify import _rewrite_listed
+    result, _ = built
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(result.output, copy)
+    shard = result.manifest['splits']['train']['shards']['descriptors'][0]
+    table = pq.read_table(os.path.join(copy, shard['path']))
+    first = f'{table.column("song_id")[0].as_py()}/{table.column("stem")[0].as_py()}'
+    last = f'{table.column("song_id")[-1].as_py()}/{table.column("stem")[-1].as_py()}'
+    assert first != last
+    rms = table.column('rms').to_numpy().copy()
+    rms[-1] = np.nan                                             # the last block: a descriptor that is no number
+    table = table.set_column(table.schema.get_field_index('rms'), 'rms', pa.array(rms))
+    table = pa.concat_tables([table.slice(0, 3), table.slice(4)])  # the first block: frame 3 missing
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    _rewrite_listed(copy, shard['path'], out.getvalue())
+    results = {name: (ok, message) for name, ok, message in run_checks(scan_dataset(copy))}
+    assert [name for name, (ok, _) in results.items() if not ok] == ['rows valid']
+    assert f'{shard["path"]}: {first}: frames are not 0..' in results['rows valid'][1]
+    assert f"{shard['path']}: {last}: not a number in ['rms']" in results['rows valid'][1]

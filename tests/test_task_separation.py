@@ -13,6 +13,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
@@ -369,8 +370,10 @@ def test_chunks_hop_keep_partial_and_drop_quiet_ones():
 def test_verify_checks_the_shards_and_every_exported_file(silence_build, tmp_path):
     from pipelines.verify import run_checks, scan_dataset
     results = run_checks(scan_dataset(silence_build.output))
-    assert [(name, ok) for name, ok, _ in results] == [('shards exist', True), ('shards intact', True),
-                                                      ('no unlisted shards', True), ('exports intact', True)]
+    assert [(name, ok) for name, ok, _ in results] == [
+        ('shards exist', True), ('shards intact', True), ('no unlisted shards', True), ('exports intact', True),
+        ('example counts', True), ('samples decode', True), ('audio valid', True), ('formats agree', True),
+        ('ids unique', True), ('no leakage', True)]
     copy = str(tmp_path / 'copy')
     shutil.copytree(silence_build.output, copy)
     wav = sorted(glob.glob(f'{copy}/**/*.wav', recursive=True))[0]
@@ -426,3 +429,33 @@ def test_a_task_reads_the_flags_once_into_a_frozen_config(tmp_path, task):
         setattr(args, name, None)
     assert (built.manifest_info(), built.shaping(), built.audio_format(), built.fill_classes()) == before
     assert not any(value is args for value in vars(built).values())
+
+
+def test_verify_reads_every_separation_chunk_and_index_row(silence_build, tmp_path):
+    from pipelines.verify import run_checks, scan_dataset
+    from schemas.audio_io import encode_pcm24
+    from tests.test_verify import _read_tar, _rewrite_listed, _rewrite_tar
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(silence_build.output, copy)
+    shards = silence_build.manifest['splits']['train']['shards']
+    tar, index = shards['webdataset'][0]['path'], shards['parquet'][0]['path']
+    samples = _read_tar(os.path.join(copy, tar))
+    drums, rate = sf.read(io.BytesIO(samples[0]['drums.flac']), dtype='float32', always_2d=True)
+    samples[0]['drums.flac'] = encode_pcm24((drums * 0.5 + 0.01).T, rate)      # no longer sums to the mixture
+    mixture, _ = sf.read(io.BytesIO(samples[1]['mixture.flac']), dtype='float32', always_2d=True)
+    samples[1]['mixture.flac'] = encode_pcm24(mixture[:RATE // 2].T, rate)     # half a chunk
+    _rewrite_tar(copy, tar, samples)
+    table = pq.read_table(os.path.join(copy, index))
+    keys = table.column('webdataset_key').to_pylist()
+    table = table.set_column(table.schema.get_field_index('webdataset_key'), 'webdataset_key',
+                             pa.array(['elsewhere'] + keys[1:]))
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    _rewrite_listed(copy, index, out.getvalue())
+    results = {name: (ok, message) for name, ok, message in run_checks(scan_dataset(copy))}
+    assert [name for name, (ok, _) in results.items() if not ok] == ['audio valid']
+    message = results['audio valid'][1]
+    assert f'{tar}: {samples[0]["__key__"]} the mixture differs from the sum of the targets by up to' in message
+    assert f'{tar}: {samples[1]["__key__"]} mixture: {RATE} Hz, 2 channel(s), {RATE // 2} samples; the manifest ' \
+           f'says {RATE} Hz, 2, {RATE}' in message
+    assert f'{index}: {keys[0]}: the index points at {tar}:elsewhere' in message

@@ -66,6 +66,21 @@ def _rewrite_listed(root, relative, data: bytes, examples=None):
         json.dump(manifest, f)
 
 
+def _read_tar(path):
+    """A tar shard's samples as dicts of raw members."""
+    return [{k: v for k, v in s.items() if k != '__url__'} for s in webdataset.WebDataset(path, shardshuffle=False)]
+
+
+def _rewrite_tar(root, relative, samples):
+    """Writes ``samples`` as the tar at ``relative`` and updates the manifest's bytes and sha256 of it."""
+    buf = io.BytesIO()
+    writer = webdataset.TarWriter(buf, encoder=False)
+    for sample in samples:
+        writer.write(sample)
+    writer.close()
+    _rewrite_listed(root, relative, buf.getvalue())
+
+
 def test_a_fresh_build_passes_every_check(demo):
     out = subprocess.run([sys.executable, '-m', 'pipelines.verify', demo.output], cwd=ROOT,
                          capture_output=True, text=True)
@@ -176,18 +191,12 @@ def test_decode_writes_wavs_with_the_manifest_codec(demo, tmp_path, capsys):
 def test_undecodable_samples_fail(copy, capsys):
     relative = _manifest(copy)['splits']['test']['shards']['webdataset'][0]['path']
     path = os.path.join(copy, relative)
-    samples = [{k: v for k, v in s.items() if k != '__url__'}
-               for s in webdataset.WebDataset(path, shardshuffle=False)]
+    samples = _read_tar(path)
     pickled = io.BytesIO()
     np.save(pickled, np.array([{'codes': 1}], dtype=object), allow_pickle=True)
     samples[0]['target.npy'] = pickled.getvalue()              # codes that need pickle to load
     samples[1]['context.flac'] = b'fLaC' + b'\0' * 64          # audio that does not decode
-    buf = io.BytesIO()
-    writer = webdataset.TarWriter(buf, encoder=False)
-    for sample in samples:
-        writer.write(sample)
-    writer.close()
-    _rewrite_listed(copy, relative, buf.getvalue())
+    _rewrite_tar(copy, relative, samples)
     code, results, _ = _verify(copy, capsys)
     status, message = results['samples decode']
     assert code == 1 and status == 'FAIL'

@@ -8,7 +8,8 @@ clip, one segment of one length, batched with fragments of any stem and song, wi
 --resume cache) -> JoinFragments (each fragment's meta with its codes). A fragment's concept is its folder's name with
 ``--source=folders``, else its stem's canonical class (``guitar`` and ``guitar#2`` are both
 ``guitar``); ``--concepts`` keeps some. Audio is decoded at the codec's rate and channel count.
-Shard writers and the folder/metadata exports are in concept_export.py.
+The format (records, shards, verify's check) is schemas/concept.py; the folder/metadata exports
+concept_export.py.
 """
 import dataclasses
 import hashlib
@@ -36,8 +37,8 @@ from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_
 from transforms.failures import FAILED, contained
 from transforms.tasks.audiocraft_export import (AUDIOCRAFT_FOLDERS, ExportAudiocraft, concept_item,
                                                 parse_audiocraft_export)
-from transforms.tasks.concept_export import (CONCEPT_ROOT, LAYOUT, METADATA_FILES, WRITERS, ConceptFragment, ConceptMeta,
-                                             ExportConcepts, concept_counts, sample_bytes)
+from schemas.concept import CHECK, WRITERS, ConceptFragment, ConceptMeta, sample_bytes
+from transforms.tasks.concept_export import CONCEPT_ROOT, LAYOUT, METADATA_FILES, ExportConcepts, concept_counts
 from transforms.tasks.task import RECORDS, Task
 
 MAX_DIR_CHARS = 64
@@ -243,6 +244,7 @@ class ConceptTask(Task):
     DEFAULTS = {'chunk_seconds': 5.0}
     OPTIONS = (ConceptOptions,)
     WRITERS = WRITERS
+    CHECK = CHECK
     SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
     OUTPUT_FOLDERS = (CONCEPT_ROOT,) + AUDIOCRAFT_FOLDERS
     OUTPUT_FILES = tuple(METADATA_FILES.values())

@@ -1,13 +1,5 @@
-"""What ``--task=concept`` writes: its records (``ConceptMeta``, ``ConceptFragment``), WebDataset
-and Parquet shards, the per-fragment folder layout and the trainers' metadata files.
-
-WebDataset: one sample per fragment. ``__key__`` = the fragment's id; ``audio.flac`` = the
-fragment as it was encoded (16-bit, at the codec's rate and channel count, padded to the full
-``--chunk-seconds``); ``codes.npy`` = int16 ``[codebooks, frames]`` (no pickle); ``json`` = its
-metadata (concept, song, stem, fragment index, start, real duration, padded, codec).
-
-Parquet: one row per fragment, the same metadata as columns and ``codes`` as
-list<list<int16>>. No audio: it is in the tars and the folders.
+"""What ``--task=concept`` exports beside its shards (the format: schemas/concept.py): the
+per-fragment folder layout and the trainers' metadata files.
 
 Folders: ``<out>/concept/<split>/<concept dir>/audio/<id>.wav`` (16-bit, the very samples of
 audio.flac) and ``.../encoded/<id>.npy`` (the codes), each written atomically. Once every
@@ -20,64 +12,16 @@ and sha256.
 """
 import io
 import json
-from dataclasses import dataclass
-from typing import Optional
 
 import apache_beam as beam
-import numpy as np
-import pyarrow as pa
 import soundfile as sf
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from schemas.manifest import ExportedFile
-from schemas.parquet import CODES_TYPE, ParquetWriter, codes_array
-from schemas.records import DictRecord
 from schemas.shards import join, write_atomic
-from schemas.webdataset import WebDatasetWriter, npy_bytes
+from schemas.webdataset import npy_bytes
 
-
-@dataclass(frozen=True)
-class ConceptMeta(DictRecord):
-    """Everything about one fragment except its codes and audio (the sample's json, the Parquet row)."""
-    example_id: str
-    song_id: str
-    split: str
-    concept: str                 # the label as the source has it (folder name or class)
-    concept_dir: str             # its folder name under concept/<split>/ (concept_dir())
-    source: str
-    artist: Optional[str]
-    title: str
-    stem: str                    # the stem instance ('guitar#2'; 'mix' for a folder clip)
-    instrument: str              # its canonical class
-    stem_label: Optional[str]    # the source's own name of the stem
-    fragment: int                # index in the stem, 0-based
-    start_seconds: float
-    duration_seconds: float      # real audio in the fragment; the rest up to num_samples is zeros
-    padded: bool
-    num_samples: int             # stored and encoded: always the full --chunk-seconds
-    real_samples: int
-    sample_rate_hz: int
-    channels: int
-    frames: int                  # code frames: always --chunk-seconds x frame rate
-    real_frames: int             # frames that hear real audio (mask the rest)
-    codec: str
-    codec_weights: str
-    frame_rate: float
-    scale: Optional[float] = None   # the codec's input scale (normalising codecs, encodec_48khz)
-
-
-@dataclass(frozen=True)
-class ConceptFragment:
-    """A finished fragment: metadata, int16 codes ``[codebooks, frames]`` and 16-bit FLAC bytes of
-    the (padded) audio the codes were made from."""
-    meta: ConceptMeta
-    codes: np.ndarray
-    audio_flac: bytes
-
-    @property
-    def example_id(self) -> str:
-        return self.meta.example_id
 
 CONCEPT_ROOT = 'concept'
 LAYOUT = f'{CONCEPT_ROOT}/<split>/<concept_dir>/{{audio,encoded}}/<example_id>.{{wav,npy}}'
@@ -87,51 +31,6 @@ METADATA_FILES = {'train': 'metadata_train.json', 'validation': 'metadata_val.js
 FRAGMENT_FILES = 'concept-folders'
 METADATA = 'concept-metadata'
 ENTRIES = 'entries'
-
-
-def sample_of(fragment) -> dict:
-    return {'__key__': fragment.example_id,
-            'audio.flac': fragment.audio_flac,
-            'codes.npy': npy_bytes(fragment.codes),
-            'json': json.dumps(fragment.meta.to_dict(), sort_keys=True).encode('utf-8')}
-
-
-def sample_bytes(fragment) -> int:
-    """About what a fragment adds to a shard (for --shard-mb)."""
-    return fragment.codes.nbytes + len(fragment.audio_flac) + 2048
-
-
-class ConceptWebDatasetWriter(WebDatasetWriter):
-    def __init__(self, path: str):
-        super().__init__(path, sample_fn=sample_of)
-
-
-SCHEMA = pa.schema([
-    ('example_id', pa.string()), ('song_id', pa.string()), ('split', pa.string()), ('concept', pa.string()),
-    ('concept_dir', pa.string()), ('source', pa.string()), ('artist', pa.string()), ('title', pa.string()),
-    ('stem', pa.string()), ('instrument', pa.string()), ('stem_label', pa.string()), ('fragment', pa.int32()),
-    ('start_seconds', pa.float64()), ('duration_seconds', pa.float64()), ('padded', pa.bool_()),
-    ('num_samples', pa.int64()), ('real_samples', pa.int64()), ('sample_rate_hz', pa.int32()),
-    ('channels', pa.int32()), ('frames', pa.int32()), ('real_frames', pa.int32()), ('codec', pa.string()),
-    ('codec_weights', pa.string()), ('frame_rate', pa.float64()), ('scale', pa.float64()),
-    ('codes', CODES_TYPE),
-])
-
-
-def table_of(fragments) -> pa.Table:
-    rows = [f.meta.to_dict() for f in fragments]
-    columns = {name: pa.array([row[name] for row in rows], type=SCHEMA.field(name).type)
-               for name in SCHEMA.names if name != 'codes'}
-    columns['codes'] = codes_array([f.codes for f in fragments])
-    return pa.table([columns[name] for name in SCHEMA.names], schema=SCHEMA)
-
-
-class ConceptParquetWriter(ParquetWriter):
-    def __init__(self, path: str):
-        super().__init__(path, table_fn=table_of)
-
-
-WRITERS = {'webdataset': ConceptWebDatasetWriter, 'parquet': ConceptParquetWriter}
 
 
 def fragment_paths(meta) -> tuple:

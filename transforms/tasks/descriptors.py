@@ -19,7 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.audio_io import sum_audio
 from schemas.descriptor_index import INDEX_EXPORT, TASK as TASK_FOLDER, STATS_PATH, stats_bytes, stats_document
-from schemas.descriptors import WRITERS, block_bytes, write_index_part
+from schemas.descriptors import CHECK, WRITERS, block_bytes, write_index_part
 from schemas.ids import stable_id
 from schemas.manifest import ExportedFile
 from schemas.descriptors import DescriptorBlock, DescriptorMeta
@@ -175,6 +175,7 @@ class DescriptorsTask(Task):
     # Shards by size too: a block is a whole stem's frames (about 16 kB per second of audio).
     DEFAULTS = {'shard_mb': 256.0}
     WRITERS = WRITERS
+    CHECK = CHECK
     OPTIONS = (DescriptorsOptions,)
     SHARED_OPTIONS = ('sample_rate',)          # declared by SeparationOptions
     OUTPUT_FOLDERS = (TASK_FOLDER, INDEX_EXPORT)

@@ -19,7 +19,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.audio_io import encode_pcm24, headroom_gain, sum_audio
 from schemas.ids import stable_id
-from schemas.separation import (FLAC_SUBTYPE, RMS_FLOOR_DB, WRITERS, SeparatedSong, SeparationExample,
+from schemas.separation import (CHECK, FLAC_SUBTYPE, RMS_FLOOR_DB, WRITERS, SeparatedSong, SeparationExample,
                                 SeparationMeta, level_db, sample_bytes)
 from transforms.failures import FAILED, contained
 from transforms.tasks.separation_export import (FOLDERS, SPLEETER_CSV, SPLEETER_DIR, ExportTracks, folder_path,
@@ -237,6 +237,7 @@ class SeparationTask(Task):
     # The demo corpus has drums, bass, guitar and keys (no vocals): keys go to other.
     DEMO_DEFAULTS = {'targets': ['drums,bass,guitar,other'], 'export': ['folders,spleeter-csv']}
     WRITERS = WRITERS
+    CHECK = CHECK
     OPTIONS = (SeparationOptions,)
     OUTPUT_FOLDERS = (FOLDERS, SPLEETER_DIR)
     size_of = staticmethod(sample_bytes)

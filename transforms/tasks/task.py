@@ -33,6 +33,8 @@ class Task(beam.PTransform):
     DEMO_DEFAULTS = {}
     # format -> writer class (constructed with the shard path; write(record); context manager).
     WRITERS = {}
+    # What pipelines.verify reads of the shards (schemas.format_check.FormatCheck, in the format's module).
+    CHECK = None
     # The PipelineOptions subclasses declaring this task's own flags: every other task refuses them.
     OPTIONS = ()
     # Dests of flags another task's OPTIONS declares that this task reads too (a flag is

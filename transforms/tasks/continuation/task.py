@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from schemas.shards import work_path
-from schemas.continuation import WRITERS, sample_bytes
+from schemas.continuation import CHECK, WRITERS, sample_bytes
 from transforms.tasks.continuation.assemble import AssembleExamples
 from transforms.tasks.continuation.augment import AugmentOptions, AugmentSettings
 from transforms.tasks.audiocraft_export import AUDIOCRAFT_FOLDERS, ExportAudiocraft, continuation_item, parse_audiocraft_export
@@ -85,6 +85,7 @@ class ContinuationTask(Task):
     DEFAULTS = {'chunk_seconds': 10.24}
     DEMO_DEFAULTS = {'target_stem': ['guitar'], 'assortments': 4, 'augmentations': 1}
     WRITERS = WRITERS
+    CHECK = CHECK
     OPTIONS = (PlanOptions, AugmentOptions, DistortOptions, RenderOptions, ContinuationOptions)
     SHARED_OPTIONS = ('export',)             # declared by SeparationOptions; audiocraft here
     OUTPUT_FOLDERS = AUDIOCRAFT_FOLDERS
