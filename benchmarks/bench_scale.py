@@ -22,7 +22,8 @@ import soundfile as sf
 
 from transforms.chunk import WindowSpec
 from transforms.codec import CodecSettings
-from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, codec_handle, encode_segments
+from transforms.codec_options import MARGIN_SECONDS, SPAN_WINDOWS
+from transforms.encode import codec_handle, encode_segments
 from transforms.synth import synth_stems
 
 FLAGS = ['--codec-weights=random', '--target-stem=guitar', '--assortments=1', '--augmentations=0',

@@ -14,7 +14,7 @@ from runners.dask import DaskWorkerOptions  # noqa: F401  (a Beam-side option: r
 from runners.registry import PresetOptions
 from transforms.chunk import ChunkOptions
 from transforms.decode import DecodeOptions
-from transforms.encode import EncodeOptions
+from transforms.codec_options import EncodeOptions
 from transforms.fill import FillOptions
 from transforms.sources.moisesdb import MoisesDbOptions
 from transforms.sources.registry import SourceOptions

@@ -1,4 +1,6 @@
-"""Batching codes for a trainer: ``PadCollate`` (padding and masks) and MusicGen's delay pattern."""
+"""Codes for a trainer: ``cut_pair`` (one training pair from an example's aligned codes),
+``PadCollate`` (padding and masks) and MusicGen's delay pattern."""
+import random
 from typing import List, Sequence
 
 import numpy as np
@@ -62,3 +64,18 @@ def undo_delay_pattern(delayed):
         raise ValueError(f'{delayed.shape[-1]} steps are too few for {k} delayed codebooks')
     rows = [delayed[..., q:q + 1, q:q + frames] for q in range(k)]
     return np.concatenate(rows, axis=-2) if isinstance(delayed, np.ndarray) else torch.cat(rows, dim=-2)
+
+
+def cut_pair(context: np.ndarray, target: np.ndarray, mode: str, context_frames: int, target_frames: int,
+             rng: random.Random):
+    """Cuts one training pair from an example's aligned codes; returns (context, target, cut_frame).
+
+    ``continuation``: ``context_frames`` of context ending at the cut, the next ``target_frames`` of
+    target. ``stemming``: ``context_frames`` of each, both starting at the cut.
+    """
+    frames = context.shape[-1]
+    if mode == 'continuation':
+        cut = rng.randint(context_frames, frames - target_frames)
+        return context[:, cut - context_frames:cut], target[:, cut:cut + target_frames], cut
+    cut = rng.randint(0, frames - context_frames)
+    return context[:, cut:cut + context_frames], target[:, cut:cut + context_frames], cut

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from schemas.collate import PadCollate, apply_delay_pattern, undo_delay_pattern  # noqa: F401 (the trainer's API)
+from schemas.collate import PadCollate, apply_delay_pattern, cut_pair, undo_delay_pattern  # noqa: F401 (the trainer's API)
 from schemas.manifest import MANIFEST_NAME, read_manifest, window_frames
 from schemas.continuation import decode_sample
 from schemas.webdataset import open_shards, tar_samples
@@ -164,21 +164,6 @@ def _every_nth(samples, slot: int, slots: int):
     for i, sample in enumerate(samples):
         if i % slots == slot:
             yield sample
-
-
-def cut_pair(context: np.ndarray, target: np.ndarray, mode: str, context_frames: int, target_frames: int,
-             rng: random.Random):
-    """Cuts one training pair from an example's aligned codes; returns (context, target, cut_frame).
-
-    ``continuation``: ``context_frames`` of context ending at the cut, the next ``target_frames`` of
-    target. ``stemming``: ``context_frames`` of each, both starting at the cut.
-    """
-    frames = context.shape[-1]
-    if mode == 'continuation':
-        cut = rng.randint(context_frames, frames - target_frames)
-        return context[:, cut - context_frames:cut], target[:, cut:cut + target_frames], cut
-    cut = rng.randint(0, frames - context_frames)
-    return context[:, cut:cut + context_frames], target[:, cut:cut + context_frames], cut
 
 
 class StemDataset(IterableDataset):

@@ -33,7 +33,8 @@ from schemas.taxonomy import CANONICAL_CLASSES, WHOLE_MIX, instrument_of, normal
 from transforms.chunk import WindowSpec
 from transforms.codec import CodecSettings
 from transforms.codec_runtime import identity as codec_identity
-from transforms.encode import MARGIN_SECONDS, SPAN_WINDOWS, EncodeChunks, codec_manifest, codec_settings
+from transforms.codec_options import MARGIN_SECONDS, SPAN_WINDOWS, codec_manifest, codec_settings
+from transforms.encode import EncodeChunks
 from transforms.failures import FAILED, contained
 from transforms.tasks.audiocraft_export import (AUDIOCRAFT_FOLDERS, ExportAudiocraft, concept_item,
                                                 parse_audiocraft_export)

@@ -20,7 +20,8 @@ from transforms.chunk import Chunk, WindowSpec
 from transforms.tasks.continuation.distort import DistortOptions, DistortSettings
 from transforms.codec_runtime import identity as codec_identity
 from transforms.codec import CodecSettings
-from transforms.encode import EncodeChunks, codec_manifest, codec_settings
+from transforms.codec_options import codec_manifest, codec_settings
+from transforms.encode import EncodeChunks
 from transforms.failures import FAILED
 from transforms.tasks.continuation.plan import PlanExamples, PlanOptions, parse_labels, parse_targets
 from transforms.tasks.continuation.render import EXAMPLES, Render, RenderOptions
