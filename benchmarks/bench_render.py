@@ -3,13 +3,17 @@
 Run: .venv/bin/python -m benchmarks.bench_render
 For 60 s of generated multitrack audio at the working rate (32 kHz mono), prints the
 real-time factor of every effect, of the codec's encode (one thread), and what the whole
-Render stage (mix + augment + distort) costs relative to encoding the same audio.
+Render stage (mix + augment + distort) costs relative to encoding the same audio. Then, for the
+plans of a producer-style song (7 stems, drum target, 8 assortments, 4 augmentations, as
+benchmarks/bench_corpus.py builds), the pitch/tempo work of augmenting each stem once per
+variant and sharing it (what Render does) against augmenting every context mix.
 """
 import time
 
 import numpy as np
 import torch
 
+from schemas.audio_io import sum_audio
 from schemas.ids import seeded_rng
 from schemas.records import AugmentParams, DistortionStep
 from transforms.tasks.continuation.augment import augment
@@ -28,6 +32,53 @@ def _timed(fn, repeats=3):
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def per_context(audio, plans, rate):
+    """The reference: every distinct context mix augmented after summing, and each target."""
+    done = set()
+    for plan in plans:
+        for key, names in (((plan.target, plan.augmentation), (plan.target,)),
+                           ((plan.context, plan.augmentation), plan.context)):
+            if plan.augmentation is not None and key not in done:
+                done.add(key)
+                augment(sum_audio(audio[n] for n in names), rate, plan.augmentation)
+    return len(done)
+
+
+def per_stem(audio, plans, rate):
+    """Render's way: each (stem, variant) augmented once; contexts sum the variants."""
+    variants = {}
+    for plan in plans:
+        if plan.augmentation is None:
+            continue
+        for name in (plan.target,) + plan.context:
+            if (name, plan.augmentation) not in variants:
+                variants[(name, plan.augmentation)] = augment(audio[name], rate, plan.augmentation)
+        sum_audio(variants[(n, plan.augmentation)] for n in plan.context)
+    return len(variants)
+
+
+def shared_variants(seconds: float = 25.0):
+    from schemas.records import LoadedSong, SongRef
+    from transforms.tasks.continuation.augment import AugmentSettings
+    from transforms.tasks.continuation.distort import DistortSettings
+    from transforms.tasks.continuation.plan import plan_song
+    stems = synth_stems(3, seconds, RATE)
+    audio = {name: stems[name][None] for name in ('drums', 'bass', 'guitar', 'keys')}
+    audio.update({name: stems[src][None] * 0.8 for name, src in (('guitar#2', 'guitar'), ('keys#2', 'keys'),
+                                                                   ('keys#3', 'bass'))})
+    ref = SongRef(song_id='bench', artist='A', title='t', source='stems', input_path='p', container='zip',
+                  content_sha256='0')
+    song = LoadedSong(ref=ref, sample_rate_hz=RATE, audio=audio, split='train')
+    settings = AugmentSettings(count=4, pitch_semitones=(-2, 2), tempo=(0.8, 1.25), gain_db=(-4, 4))   # the defaults
+    plans, _ = plan_song(song, ('drums',), 8, 3, 0, settings, DistortSettings())
+    context_time = _timed(lambda: per_context(audio, plans, RATE), repeats=2)
+    stem_time = _timed(lambda: per_stem(audio, plans, RATE), repeats=2)
+    calls = per_context(audio, plans, RATE), per_stem(audio, plans, RATE)
+    print(f'augmenting a {seconds:g} s song of {len(audio)} stems, drum target, 8 assortments, 4 variants: '
+          f'every context mix {context_time:.2f} s ({calls[0]} pitch/tempo passes), each stem once per variant '
+          f'{stem_time:.2f} s ({calls[1]} passes): {context_time / stem_time:.2f}x less')
 
 
 def main():
@@ -67,6 +118,7 @@ def main():
     weighted = (original + 4 * render) / 5
     print(f'render per train example with the defaults (1 original + 4 variants): '
           f'{100 * weighted / encode:.1f} % of encode time')
+    shared_variants()
 
 
 if __name__ == '__main__':

@@ -1,6 +1,8 @@
 """WebDataset shards: one sample per example, written by ``WebDatasetWriter`` from each format's
-sample function (schemas/continuation.py, separation.py, the concept export). Tar members carry
-fixed mtime, owner and mode, so equal inputs give equal bytes.
+sample function (schemas/continuation.py, separation.py, concept.py). Members are written as
+webdataset's TarWriter writes them (``<key>.<suffix>`` in sorted order, a streamed tar) with a
+fixed mtime, owner and mode, so equal inputs give equal bytes; the writer needs only the standard
+library.
 
 Reading: ``tar_samples`` is the one tar reader (the trainer's stream, verify and the report
 use it): tar members grouped by key, from shards opened with ``open_shards`` (local paths and
@@ -8,6 +10,7 @@ use it): tar members grouped by key, from shards opened with ``open_shards`` (lo
 """
 import io
 import json
+import tarfile
 
 import numpy as np
 
@@ -24,20 +27,31 @@ def npy_load(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
+def write_sample(tar: tarfile.TarFile, sample: dict) -> None:
+    """Adds a sample's members (``__key__`` and bytes values) to a tar opened for streaming."""
+    key = sample['__key__']
+    for suffix in sorted(k for k in sample if not k.startswith('_')):
+        data = sample[suffix]
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f'{key}.{suffix}: a sample member must be bytes, not {type(data).__name__}')
+        info = tarfile.TarInfo(f'{key}.{suffix}')
+        info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0.0, 0o444, '', ''
+        tar.addfile(info, io.BytesIO(data))
+
+
 class WebDatasetWriter:
-    """Writes one tar shard with webdataset's TarWriter onto an atomic Beam file."""
+    """Writes one tar shard onto an atomic Beam file."""
 
     def __init__(self, path: str, sample_fn):
-        """``sample_fn``: record -> the sample dict TarWriter writes (each format's own)."""
-        import webdataset
+        """``sample_fn``: record -> the sample dict (``__key__`` and member suffix -> bytes; each format's own)."""
         self.path = path
         self._sample_fn = sample_fn
         self._file = AtomicFile(path, mime_type='application/x-tar')
-        self._tar = webdataset.TarWriter(self._file, encoder=False, mtime=0.0, user='', group='', mode=0o444)
+        self._tar = tarfile.open(fileobj=self._file, mode='w|')
         self.examples = 0
 
     def write(self, example) -> None:
-        self._tar.write(self._sample_fn(example))
+        write_sample(self._tar, self._sample_fn(example))
         self.examples += 1
 
     def __enter__(self):

@@ -153,3 +153,32 @@ def test_render_applies_what_the_metadata_says_and_keeps_targets_clean():
         assert list(noisy_meta.distortion) == [d.to_dict() for d in plan.distortion]
     for meta in noisy_metas:   # context and target of a variant have the same length
         assert noisy_waves[meta.context_waveform_id].audio.shape == noisy_waves[meta.target_waveform_id].audio.shape
+
+
+def test_each_stem_is_augmented_once_per_variant_and_shared_by_its_target_and_contexts(monkeypatch):
+    import transforms.tasks.continuation.render as render
+    from schemas.records import LoadedSong, PlannedSong, SongRef
+    from transforms.tasks.continuation.plan import plan_song
+    calls = []
+    monkeypatch.setattr(render, 'augment', lambda audio, rate, params: calls.append(params) or augment(audio, rate, params))
+    names = ('drums', 'bass', 'keys', 'strings', 'guitar')
+    audio = {n: synth_mix(20 + i, 3.0, RATE) * 0.3 for i, n in enumerate(names)}
+    ref = SongRef(song_id='s', artist='A', title='t', source='stems', input_path='p', container='zip',
+                  content_sha256='0')
+    song = LoadedSong(ref=ref, sample_rate_hz=RATE, audio=audio, split='train')
+    settings = AugmentSettings(count=2, pitch_semitones=(-2, 2), tempo=(0.9, 1.1), gain_db=(-4, 4))
+    plans, _ = plan_song(song, ('guitar',), 6, 3, 0, settings, DistortSettings())
+    waves, metas = _render(PlannedSong(song, plans))
+    augmented = [p for p in plans if p.augmentation is not None]
+    per_stem = {(n, p.augmentation) for p in augmented for n in p.context + (p.target,)}
+    per_context = {(p.context, p.augmentation) for p in augmented} | {(p.target, p.augmentation) for p in augmented}
+    made = [c for c in calls if c is not None]
+    assert len(made) == len(per_stem) == 10 and len(per_context) == 14      # 2 variants x (4 stems + target)
+    for meta in metas:
+        if meta.augmentation is None:
+            continue
+        params = AugmentParams(**meta.augmentation)
+        expected = sum(augment(audio[n], RATE, params) for n in meta.context_stems) * np.float32(meta.mix_gain)
+        assert np.allclose(waves[meta.context_waveform_id].audio, expected, atol=1e-6)
+        target = augment(audio['guitar'], RATE, params) * np.float32(meta.mix_gain)
+        assert np.allclose(waves[meta.target_waveform_id].audio, target, atol=1e-6)

@@ -131,3 +131,46 @@ def test_identity_leaves_out_what_does_not_change_a_code():
     assert torch_cpu['threads'] == 3
     cuda = identity(CodecSettings(device='cuda', runtime='auto'), 0)
     assert cuda['runtime'] == 'torch' and cuda['batch_size'] == 32
+
+
+_QUICK_START = '''
+import json, sys
+import numpy as np
+from transforms.codec import CodecSettings
+from transforms.encode import codec_handle, encode_batch
+from tests.test_codec_runtime import _segments
+segments = _segments('encodec_32khz', [3])
+settings = CodecSettings(name='encodec_32khz', weights='random', seed=0, device=sys.argv[1], threads=1,
+                         runtime=sys.argv[2])
+handle = codec_handle(settings)
+codes = encode_batch(handle.runtime(segments[0].audio.shape[-1]), segments[:1])[0]
+print(json.dumps({'torch': 'torch' in sys.modules, 'model': handle._codec is not None,
+                  'codes': {str(w): c.tolist() for w, (c, _) in codes.items()}}))
+'''
+
+
+def test_a_worker_runs_an_export_made_before_without_pytorch_or_the_model(tmp_path, codec_cache):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    load_codec(CodecSettings(name='encodec_32khz', weights='random', seed=0))     # calibrated once
+    shutil.copytree(os.path.join(codec_cache, 'codecs'), tmp_path / 'cache' / 'codecs')
+    env = dict(os.environ, STEMFORGE_CACHE=str(tmp_path / 'cache'))
+    runtime_name = 'openvino'                                  # auto's on CPU (onnxruntime starts the same way)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def worker(device='cpu'):
+        out = subprocess.run([sys.executable, '-c', _QUICK_START, device, runtime_name], cwd=root, env=env,
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = worker(), worker()
+    assert first['torch'] and first['model']                   # the first worker loads the model and exports
+    assert not second['torch'] and not second['model']         # the next one runs the export from its note
+    assert second['codes'] == first['codes']
+    calibration = next((tmp_path / 'cache' / 'codecs').glob('*.pt'))
+    os.utime(calibration, ns=(calibration.stat().st_atime_ns, calibration.stat().st_mtime_ns + 10**9))
+    third = worker()                                           # weights touched since: loaded again
+    assert third['model'] and third['codes'] == first['codes']

@@ -1,3 +1,4 @@
+import io
 import os
 
 import numpy as np
@@ -68,3 +69,24 @@ def test_shard_count_follows_both_limits():
     assert shard_count(0, 0, 1000, None) == 1
     assert shard_count(2500, 10, 1000, None) == 3
     assert shard_count(10, 5e9, 1000, 1000) == 5
+
+
+def test_tar_shards_are_the_bytes_webdataset_tarwriter_writes(tmp_path):
+    import webdataset
+    from schemas.webdataset import WebDatasetWriter, npy_bytes
+    samples = [{'__key__': f'k{i:02d}', 'json': b'{"i": %d}' % i, 'target.npy': npy_bytes(np.arange(i, i + 900)),
+                'context.flac': b'\x00' * (700 + i)} for i in range(5)]
+    ours = str(tmp_path / 'ours.tar')
+    with WebDatasetWriter(ours, sample_fn=lambda s: s) as writer:
+        for sample in samples:
+            writer.write(sample)
+    theirs = io.BytesIO()
+    tar = webdataset.TarWriter(theirs, encoder=False, mtime=0.0, user='', group='', mode=0o444)
+    for sample in samples:
+        tar.write(sample)
+    tar.close()
+    assert open(ours, 'rb').read() == theirs.getvalue() and writer.examples == 5
+    assert [s['__key__'] for s in read_samples(ours)] == [s['__key__'] for s in samples]
+    with pytest.raises(ValueError, match='k00.json: a sample member must be bytes, not str'):
+        with WebDatasetWriter(str(tmp_path / 'bad.tar'), sample_fn=lambda s: dict(s, json='text')) as writer:
+            writer.write(samples[0])

@@ -10,7 +10,9 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -120,6 +122,20 @@ def _torch():
     except ImportError as e:
         raise ImportError('the codec needs PyTorch: pip install torch') from e
     return torch
+
+
+# Device files of a GPU driver (NVIDIA, AMD ROCm, WSL's GPU bridge): without any, PyTorch sees no GPU.
+GPU_DEVICE_FILES = ('/dev/nvidiactl', '/dev/nvidia0', '/proc/driver/nvidia/version', '/dev/kfd', '/dev/dxg')
+
+
+def quick_device(device: str) -> Optional[str]:
+    """'cpu' for ``--device=cpu``, and for auto on a machine with no GPU driver, told without
+    importing PyTorch; None when only PyTorch can tell."""
+    if device == 'cpu':
+        return 'cpu'
+    if device != 'auto' or os.name != 'posix':
+        return None
+    return None if any(os.path.exists(p) for p in GPU_DEVICE_FILES) else 'cpu'
 
 
 def resolve_device(device: str) -> str:

@@ -24,11 +24,11 @@ KMEANS_ITERATIONS = 10
 FRAMES_PER_CLUSTER = 8
 
 
-def _cache_path(settings) -> str:
-    import torch
-    import transformers
+def cache_path(settings) -> str:
+    """Where the seeded random weights of ``settings`` are cached (found without importing torch)."""
+    from importlib import metadata
     key = json.dumps([CALIBRATION_VERSION, settings.name, settings.backend, settings.seed,
-                      settings.spec.config, torch.__version__.split('+')[0], transformers.__version__],
+                      settings.spec.config, metadata.version('torch').split('+')[0], metadata.version('transformers')],
                      sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(cache_dir(), 'codecs', f'{settings.name}-{settings.backend}-random-{digest}.pt')
@@ -119,7 +119,7 @@ def build_random_state_dict(settings, make_model) -> dict:
 def random_state_dict(settings, make_model) -> dict:
     """The seeded random state dict, from the disk cache when present."""
     import torch
-    path = _cache_path(settings)
+    path = cache_path(settings)
     if os.path.exists(path):
         try:
             return torch.load(path, map_location='cpu', weights_only=True)

@@ -6,7 +6,10 @@
 ``onnx_export`` writes it to ONNX (opset 17) for one segment length, cached under the codec
 cache, keyed by the model, a hash of its weights, the segment length and the versions that shape
 the file, and written atomically, so worker processes export once and then share the file.
-The runtimes that run it are in codec_runtime.py.
+Each export also leaves a note keyed by the files the weights load from (the random weights'
+calibration file, ``--codec-path``, the cached hub snapshot; names, sizes, mtimes): a worker
+whose weights have not changed finds its export from the note (``remembered_export``) and runs
+it without importing PyTorch or loading the model. The runtimes are in codec_runtime.py.
 """
 import copy
 import hashlib
@@ -14,11 +17,13 @@ import json
 import logging
 import os
 import tempfile
+from typing import Optional
 
 import numpy as np
 
 from transforms.cache import cache_dir
 from transforms.codec import _torch
+from transforms.codec_calibration import cache_path as calibration_path
 
 LOG = logging.getLogger(__name__)
 EXPORT_VERSION = 1
@@ -89,16 +94,86 @@ def _digest(graph) -> str:
     return digest.hexdigest()
 
 
+def library_versions() -> list:
+    """torch's and transformers' versions (they shape an export and random weights), read
+    without importing either."""
+    from importlib import metadata
+    return [metadata.version('torch').split('+')[0], metadata.version('transformers')]
+
+
+def export_path(settings, digest: str, segment_samples: int) -> str:
+    key = json.dumps([EXPORT_VERSION, OPSET, settings.spec.name, settings.backend, settings.weights_id, digest,
+                      segment_samples] + library_versions())
+    name = f'{settings.spec.name}-{segment_samples}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx'
+    return os.path.join(cache_dir(), 'exports', name)
+
+
+def weight_files(settings) -> Optional[list]:
+    """(path, bytes, mtime in ns) of every file the settings' weights load from, found without
+    loading them; None where only loading tells (weights not on disk yet, the encodec package's
+    own download)."""
+    if settings.weights == 'random':
+        paths = [calibration_path(settings)]
+    elif settings.path:
+        paths = [settings.path] if os.path.isfile(settings.path) else sorted(
+            os.path.join(root, f) for root, _, files in os.walk(settings.path) for f in files)
+    elif settings.backend == 'transformers':
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        config = try_to_load_from_cache(settings.spec.hf_id, 'config.json')
+        if not isinstance(config, str):
+            return None
+        snapshot = os.path.dirname(config)
+        paths = sorted(os.path.join(snapshot, f) for f in os.listdir(snapshot))
+    else:
+        return None
+    if not paths or not all(os.path.isfile(p) for p in paths):
+        return None
+    return [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+
+
+def _note_path(settings, files: list) -> str:
+    key = json.dumps([EXPORT_VERSION, settings.spec.name, settings.backend, settings.weights_id, files]
+                     + library_versions())
+    return os.path.join(cache_dir(), 'exports', 'notes', hashlib.sha256(key.encode()).hexdigest()[:24] + '.json')
+
+
+def _write_note(codec, graph) -> None:
+    files = weight_files(codec.settings)
+    if files is None:
+        return
+    path = _note_path(codec.settings, files)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
+    with os.fdopen(fd, 'w') as handle:
+        json.dump({'digest': weights_digest(graph), 'normalizes': bool(graph.normalize)}, handle)
+    os.replace(tmp, path)
+
+
+def remembered_export(settings, segment_samples: int) -> Optional[tuple]:
+    """(ONNX path, whether the codec normalises its input) of an export of these weights for
+    ``segment_samples`` made before, found from its note without loading the model; None if
+    there is none (or the weight files changed since)."""
+    files = weight_files(settings)
+    if files is None:
+        return None
+    try:
+        with open(_note_path(settings, files)) as handle:
+            note = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    path = export_path(settings, note['digest'], segment_samples)
+    return (path, bool(note['normalizes'])) if os.path.exists(path) else None
+
+
 def onnx_export(codec, graph, segment_samples: int) -> str:
     """The cached ONNX file of ``graph`` for ``segment_samples`` (exported on first use)."""
     torch = _torch()
-    import transformers
-    key = json.dumps([EXPORT_VERSION, OPSET, codec.spec.name, codec.settings.backend, codec.settings.weights_id,
-                      weights_digest(graph), segment_samples, torch.__version__.split('+')[0],
-                      transformers.__version__])
-    name = f'{codec.spec.name}-{segment_samples}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx'
-    path = os.path.join(cache_dir(), 'exports', name)
+    path = export_path(codec.settings, weights_digest(graph), segment_samples)
     if os.path.exists(path):
+        _write_note(codec, graph)
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
@@ -114,4 +189,5 @@ def onnx_export(codec, graph, segment_samples: int) -> str:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    _write_note(codec, graph)
     return path

@@ -18,8 +18,8 @@ import os
 
 import numpy as np
 
-from transforms.codec import PRECISIONS, _torch
-from transforms.codec_export import encoder_graph, onnx_export
+from transforms.codec import PRECISIONS, _torch, quick_device
+from transforms.codec_export import encoder_graph, onnx_export, remembered_export
 
 
 class Runtime:
@@ -32,10 +32,10 @@ class Runtime:
     name = None
     thread_invariant = False
 
-    def __init__(self, codec, segment_samples: int, batch_size: int, threads: int):
-        self.codec, self.segment_samples, self.batch_size, self.threads = codec, segment_samples, batch_size, threads
-        self.shape = (batch_size, codec.spec.channels, segment_samples)
-        self.device = codec.device
+    def __init__(self, spec, device: str, normalizes: bool, segment_samples: int, batch_size: int, threads: int):
+        self.spec, self.device, self.normalizes = spec, device, normalizes
+        self.segment_samples, self.batch_size, self.threads = segment_samples, batch_size, threads
+        self.shape = (batch_size, spec.channels, segment_samples)
         self.version = None
 
     def encode(self, batch: np.ndarray):
@@ -44,7 +44,7 @@ class Runtime:
             raise ValueError(f'the {self.name} runtime takes float32 batches of {self.shape}, not '
                              f'{batch.dtype} {batch.shape}')
         codes, scales = self._run(np.ascontiguousarray(batch))
-        return codes.astype(np.int64), (scales.astype(np.float32) if self.codec.normalizes else None)
+        return codes.astype(np.int64), (scales.astype(np.float32) if self.normalizes else None)
 
 
 
@@ -54,8 +54,8 @@ class TorchRuntime(Runtime):
     name = 'torch'
 
     def __init__(self, codec, segment_samples, batch_size, threads):
-        super().__init__(codec, segment_samples, batch_size, threads)
-        self.torch = _torch()
+        super().__init__(codec.spec, codec.device, codec.normalizes, segment_samples, batch_size, threads)
+        self.codec, self.torch = codec, _torch()
         self.graph = encoder_graph(codec).to(self.device)
         self.version = self.torch.__version__
         self.one_by_one = self.device == 'cpu'   # CUDA: the whole batch in one forward pass
@@ -72,15 +72,29 @@ class TorchRuntime(Runtime):
         return np.concatenate(codes), np.concatenate(scales)
 
 
-class OnnxRuntime(Runtime):
+class ExportedRuntime(Runtime):
+    """A runtime of an exported ONNX file (``path``), which each subclass's ``load`` opens: made
+    from a loaded codec with ``of_codec`` (exported on first use), or from an export found by its
+    note (load_exported_runtime: no PyTorch, no model)."""
+
+    def __init__(self, path: str, spec, device, normalizes, segment_samples, batch_size, threads):
+        super().__init__(spec, device, normalizes, segment_samples, batch_size, threads)
+        self.load(path)
+
+    @classmethod
+    def of_codec(cls, codec, segment_samples, batch_size, threads):
+        return cls(onnx_export(codec, encoder_graph(codec), segment_samples), codec.spec, codec.device,
+                   codec.normalizes, segment_samples, batch_size, threads)
+
+
+class OnnxRuntime(ExportedRuntime):
     """The exported graph on ONNX Runtime (all graph optimisations; CPU or CUDA provider)."""
     name = 'onnxruntime'
     thread_invariant = True
 
-    def __init__(self, codec, segment_samples, batch_size, threads):
-        super().__init__(codec, segment_samples, batch_size, threads)
+    def load(self, path: str):
         ort = _import('onnxruntime', 'onnxruntime (or onnxruntime-gpu for CUDA)')
-        path = onnx_export(codec, encoder_graph(codec), segment_samples)
+        threads = self.threads
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -99,17 +113,16 @@ class OnnxRuntime(Runtime):
         return codes, scales
 
 
-class OpenVinoRuntime(Runtime):
+class OpenVinoRuntime(ExportedRuntime):
     """The exported graph compiled by OpenVINO for the fixed batch shape, fp32 (CPU)."""
     name = 'openvino'
     thread_invariant = True
 
-    def __init__(self, codec, segment_samples, batch_size, threads):
-        super().__init__(codec, segment_samples, batch_size, threads)
+    def load(self, path: str):
         if self.device != 'cpu':
             raise ValueError(f'--codec-runtime=openvino runs on the CPU, not --device={self.device}')
         ov = _import('openvino', 'openvino')
-        path = onnx_export(codec, encoder_graph(codec), segment_samples)
+        threads = self.threads
         core = ov.Core()
         model = core.read_model(path)
         model.reshape({'audio': list(self.shape)})
@@ -169,7 +182,23 @@ def load_runtime(codec, segment_samples: int, batch_size: int):
     name = resolve_runtime(settings.runtime, codec.device, settings.precision)
     if settings.precision not in PRECISIONS:
         raise ValueError(f'--codec-precision={settings.precision!r}')
-    return RUNTIMES[name](codec, segment_samples, batch_size, max(1, settings.threads))
+    cls = RUNTIMES[name]
+    make = cls.of_codec if issubclass(cls, ExportedRuntime) else cls
+    return make(codec, segment_samples, batch_size, max(1, settings.threads))
+
+
+def load_exported_runtime(settings, segment_samples: int, batch_size: int):
+    """The runtime the settings name when it runs an export made before on the CPU, found from its
+    note without PyTorch or the model (a worker's quick start); None otherwise."""
+    device = quick_device(settings.device)
+    if device != 'cpu' or settings.precision != 'fp32':
+        return None
+    cls = RUNTIMES[resolve_runtime(settings.runtime, device, settings.precision)]
+    found = issubclass(cls, ExportedRuntime) and remembered_export(settings, segment_samples)
+    if not found:
+        return None
+    path, normalizes = found
+    return cls(path, settings.spec, device, normalizes, segment_samples, batch_size, max(1, settings.threads))
 
 
 # Segments per forward pass with --encode-batch-size=0: one on CPU (no runtime runs faster per
@@ -195,7 +224,7 @@ def launch_device(device: str) -> str:
     named, else whether this process sees CUDA."""
     if device != 'auto':
         return device
-    return 'cuda' if _torch().cuda.is_available() else 'cpu'
+    return quick_device(device) or ('cuda' if _torch().cuda.is_available() else 'cpu')
 
 
 def identity(settings, batch_size: int) -> dict:

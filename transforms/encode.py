@@ -21,8 +21,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from schemas.audio_io import encode_flac
 from schemas.records import ChunkedWaveform, EncodedWaveform, Segment
-from transforms.codec import CodecSettings, load_codec
-from transforms.codec_runtime import AUTO_BATCH_SIZE, load_runtime
+from transforms.codec import CodecSettings, load_codec, quick_device
+from transforms.codec_runtime import AUTO_BATCH_SIZE, load_exported_runtime, load_runtime
 from transforms.encode_store import load_encoded, save_encoded, segment_file, stored_before
 from transforms.failures import FAILED, contained, inject_fault, song_failure
 
@@ -73,13 +73,22 @@ class _CodecHandle:
     """A weak-referenceable holder for a worker's codec and its runtimes (one per segment length)."""
 
     def __init__(self, settings: CodecSettings, batch_size: int):
-        self.codec = load_codec(settings)
-        self.batch_size = batch_size or AUTO_BATCH_SIZE['cpu' if self.codec.device == 'cpu' else 'cuda']
-        self.runtimes = {}
+        self.settings, self._codec, self.runtimes = settings, None, {}
+        device = quick_device(settings.device) or self.codec.device
+        self.batch_size = batch_size or AUTO_BATCH_SIZE['cpu' if device == 'cpu' else 'cuda']
+
+    @property
+    def codec(self):
+        """The loaded codec (loaded on first use: an export found by its note runs without it)."""
+        if self._codec is None:
+            self._codec = load_codec(self.settings)
+        return self._codec
 
     def runtime(self, segment_samples: int):
         if segment_samples not in self.runtimes:
-            self.runtimes[segment_samples] = load_runtime(self.codec, segment_samples, self.batch_size)
+            self.runtimes[segment_samples] = (
+                load_exported_runtime(self.settings, segment_samples, self.batch_size)
+                or load_runtime(self.codec, segment_samples, self.batch_size))
         return self.runtimes[segment_samples]
 
 

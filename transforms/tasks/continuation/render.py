@@ -1,8 +1,9 @@
 """Render: a planned song's distinct waveforms (targets, context mixes) and the skeletons of
 its examples.
 
-A target is its stem, augmented for variants. A context is the sum of its stems, augmented
-like its target, then distorted. Target and context are level-handled alike: the waveforms that
+A target is its stem, augmented for variants. A context is the sum of its stems, each augmented
+like its target, then distorted. Each stem's pitch/tempo variant is computed once per variant
+and shared by its target and every context that holds the stem (``StemVariants``). Target and context are level-handled alike: the waveforms that
 share an augmentation (the originals of every target; each variant's target and its contexts)
 are scaled by one gain, the one that keeps the loudest of them from clipping (recorded as
 ``mix_gain``), so a +4 dB variant keeps its target-to-context ratio. Each
@@ -31,6 +32,9 @@ from transforms.tasks.continuation.distort import distort
 from transforms.failures import FAILED, contained, in_stage
 
 EXAMPLES = 'examples'
+# Bump when the audio Render makes of the same plan changes (part of the run's fingerprint, so
+# --resume does not mix waveforms of two versions). 2: each stem augmented, then summed.
+RENDER_VERSION = 2
 
 
 class RenderOptions(PipelineOptions):
@@ -47,6 +51,28 @@ def mix_stems(audio: dict, names) -> tuple:
     mix = sum_audio(audio[n] for n in names)
     gain = headroom_gain(mix)
     return (mix * np.float32(gain)).astype(np.float32), gain
+
+
+class StemVariants:
+    """Each stem's augmented variant, computed once per (stem, augmentation) and shared by the
+    target and every context that holds the stem; a level group's (its variant) at a time."""
+
+    def __init__(self, rate: int, counter):
+        self.rate, self.counter, self.audio, self.level = rate, counter, {}, None
+
+    def for_level(self, level) -> 'StemVariants':
+        """Drops the variants of the previous level group when the level changes."""
+        if level != self.level:
+            self.audio, self.level = {}, level
+        return self
+
+    def get(self, song, name: str, plan) -> np.ndarray:
+        key = (name, plan.augmentation)
+        if key not in self.audio:
+            with in_stage('augment', song.ref.song_id):
+                self.audio[key] = augment(song.audio[name], self.rate, plan.augmentation)
+            self.counter.inc(plan.augmentation is not None)
+        return self.audio[key]
 
 
 class RenderFn(beam.DoFn):
@@ -68,6 +94,7 @@ class RenderFn(beam.DoFn):
         self.songs_too_short = Metrics.counter(self.__class__, 'songs_too_short')
         self.variants_too_short = Metrics.counter(self.__class__, 'variants_too_short')
         self.contexts_flushed_early = Metrics.counter(self.__class__, 'contexts_flushed_early')
+        self.stems_augmented = Metrics.counter(self.__class__, 'stems_augmented')   # pitch/tempo/gain variants made
         self.render_ms = Metrics.counter(self.__class__, 'render_ms')   # mixing, augmenting, distorting
 
     def _wave_id(self, song_id, stems, plan, distortion=()):
@@ -76,18 +103,15 @@ class RenderFn(beam.DoFn):
                          [d.to_dict() for d in distortion], self.spec.sample_rate_hz, self.spec.chunk,
                          self.spec.hop, self.spec.keep_partial)
 
-    def _mix(self, song, plan):
-        """A context's stems summed and augmented, before the level gain and distortion (no context
-        stems, a whole-mix song: a silent context)."""
-        with in_stage('augment', song.ref.song_id):
-            return augment(sum_audio((song.audio[n] for n in plan.context), song.audio[plan.target]),
-                           self.spec.sample_rate_hz, plan.augmentation)
+    def _mix(self, song, plan, variants):
+        """A context's augmented stems summed, before the level gain and distortion (no context
+        stems, a whole-mix song: a silent context as long as the target's variant)."""
+        return sum_audio((variants.get(song, n, plan) for n in plan.context), variants.get(song, plan.target, plan))
 
-    def _target(self, song, plan):
-        with in_stage('augment', song.ref.song_id):
-            return augment(song.audio[plan.target], self.spec.sample_rate_hz, plan.augmentation)
+    def _target(self, song, plan, variants):
+        return variants.get(song, plan.target, plan)
 
-    def _level(self, song, groups, held) -> float:
+    def _level(self, song, groups, held, variants) -> float:
         """One gain for the targets and contexts that share an augmentation (``groups``: their
         plans): the gain that keeps the loudest of them at MIX_HEADROOM, so every target keeps its
         level relative to its contexts. Audio computed here is kept in ``held`` (keyed by the
@@ -95,8 +119,9 @@ class RenderFn(beam.DoFn):
         song_id, peak, held_bytes = song.ref.song_id, 0.0, 0
         for plans in groups:
             for wave_id, make in [(self._wave_id(song_id, [plans[0].target], plans[0]),
-                                   lambda p=plans[0]: self._target(song, p))] + [
-                    (self._wave_id(song_id, plan.context, plan), lambda p=plan: self._mix(song, p)) for plan in plans]:
+                                   lambda p=plans[0]: self._target(song, p, variants))] + [
+                    (self._wave_id(song_id, plan.context, plan), lambda p=plan: self._mix(song, p, variants))
+                    for plan in plans]:
                 if wave_id in held:
                     continue
                 start = time.perf_counter()
@@ -112,8 +137,9 @@ class RenderFn(beam.DoFn):
         audio = held.pop(wave_id, None)
         return make() if audio is None else audio
 
-    def _context(self, song, plan, held, gain):
-        mix = self._held(held, self._wave_id(song.ref.song_id, plan.context, plan), lambda: self._mix(song, plan))
+    def _context(self, song, plan, held, gain, variants):
+        mix = self._held(held, self._wave_id(song.ref.song_id, plan.context, plan),
+                         lambda: self._mix(song, plan, variants))
         mix = scaled(mix, gain)
         with in_stage('distort', song.ref.song_id):
             return distort(mix, self.spec.sample_rate_hz, plan.distortion)
@@ -151,16 +177,18 @@ class RenderFn(beam.DoFn):
         for key in sorted(groups):
             by_level.setdefault(self._level_key(groups[key][0]), []).append(key)
         pending, emitted, gains, held, emitted_any = {}, {}, {}, {}, False
+        stem_variants = StemVariants(self.spec.sample_rate_hz, self.stems_augmented)
         for key in sorted(groups):
             plans = groups[key]
             level = self._level_key(plans[0])
+            variants = stem_variants.for_level(level)
             if level not in gains:
                 held = {}
-                gains[level] = self._level(song, [groups[k] for k in by_level[level]], held)
+                gains[level] = self._level(song, [groups[k] for k in by_level[level]], held, variants)
             gain = gains[level]
             target_id = self._wave_id(song.ref.song_id, [plans[0].target], plans[0])
             start = time.perf_counter()
-            target = self._held(held, target_id, lambda: self._target(song, plans[0]))
+            target = self._held(held, target_id, lambda: self._target(song, plans[0], variants))
             self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
             kept, dropped = self.spec.non_silent(target, self.silence_db)
             self.windows_silent.inc(dropped)
@@ -174,7 +202,7 @@ class RenderFn(beam.DoFn):
                 missing = set(kept) - emitted.get(context_id, set())
                 if missing and context_id not in pending:
                     start = time.perf_counter()
-                    pending[context_id] = (self._context(song, plan, held, gain), set())
+                    pending[context_id] = (self._context(song, plan, held, gain, variants), set())
                     self.render_ms.inc(int(1000 * (time.perf_counter() - start)))
                 if missing:
                     pending[context_id][1].update(missing)

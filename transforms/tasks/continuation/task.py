@@ -24,7 +24,7 @@ from transforms.codec_options import codec_manifest, codec_settings
 from transforms.encode import EncodeChunks
 from transforms.failures import FAILED
 from transforms.tasks.continuation.plan import PlanExamples, PlanOptions, parse_labels, parse_targets
-from transforms.tasks.continuation.render import EXAMPLES, Render, RenderOptions
+from transforms.tasks.continuation.render import EXAMPLES, RENDER_VERSION, Render, RenderOptions
 from transforms.tasks.task import RECORDS, Task
 
 
@@ -111,7 +111,7 @@ class ContinuationTask(Task):
     size_of = staticmethod(sample_bytes)
 
     def shaping(self) -> dict:
-        return {'codec': codec_identity(self.codec, self.config.batch_size)}
+        return {'codec': codec_identity(self.codec, self.config.batch_size), 'render': RENDER_VERSION}
 
     def random_codec_seed(self):
         return self.codec.seed if self.codec.weights == 'random' else None
