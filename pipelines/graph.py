@@ -30,6 +30,10 @@ def split_songs(songs, args, task, whole_corpus: bool = True):
         exclude=functools.partial(is_reserve_group, fraction=args.reserve_fraction) if reserve else None)
     songs = songs | 'FillMissing' >> FillMissing(
         args.fill_missing, task.fill_classes(), args.reserve_fraction, policy, args.seed)
+    # Songs wait for the split policy here, as SongRefs, so LoadStems, AssignSplit and the task run
+    # fused, one song's audio at a time. Without it the runner's stage boundary falls before
+    # AssignSplit, the first stage that reads the policy, and every decoded song is held there.
+    songs = songs | 'AwaitSplitPolicy' >> beam.Map(lambda ref, _: ref, beam.pvalue.AsSingleton(policy))
     rate, channels = task.audio_format()
     loaded = songs | 'LoadStems' >> LoadStems(rate, channels, args.max_song_seconds, args.max_uncompressed_mb,
                                               args.silent_peak_db)

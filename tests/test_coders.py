@@ -97,3 +97,23 @@ def test_song_length_stages_use_the_audio_coder(tmp_path):
 
     pipeline.visit(Visit())
     assert found == {stage: 'AudioRecordCoder' for stage in stages}
+
+
+def test_a_decoded_song_flows_fused_from_decode_to_the_encoder(tmp_path):
+    """The runner's stages: decoding, the split, the task's render, chunking and encoding run in one
+    fused stage, so a decoded song is never held with the others at a stage boundary (memory does
+    not grow with the corpus); the policy waits for every song as SongRefs, before decoding."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    (tmp_path / 'in').mkdir()
+    args, beam_options = parse_args(with_preset([f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}',
+                                                 '--codec-weights=random']))
+    resolve_paths(args)
+    pipeline = beam.Pipeline(options=beam_options)
+    build_graph(pipeline, args, task_class(args.task).from_args(args, beam_options))
+    _, stages = fn_runner.FnApiRunner().create_stages(pipeline.to_runner_api())
+    names = {stage.name: [t.unique_name for t in stage.transforms] for stage in stages}
+    decoding = [name for name, transforms in names.items() if any('DecodeStems' in t for t in transforms)]
+    assert len(decoding) == 1
+    fused = ' '.join(names[decoding[0]])
+    for stage in ('AwaitSplitPolicy', 'SplitByGroup', 'PlanExamples', 'MixContexts', 'CutWindows', 'EncodeSegments'):
+        assert stage in fused, stage
