@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.audio_io import decode_flac
-from schemas.format_check import (ExampleFacts, FormatCheck, ShardFindings, codes_problem, content_sha, parquet_codes,
+from schemas.format_check import (ExampleFacts, FormatCheck, ShardFindings, check_codes, content_sha, parquet_codes,
                                   read_table, read_tar)
 from schemas.parquet import CODES_TYPE, ParquetWriter, codes_array
 from schemas.records import DictRecord
@@ -122,13 +122,6 @@ def _expected(manifest: dict, root: str) -> dict:
             'channels': codec['channels']}
 
 
-def _check_codes(findings, path: str, key: str, codes, expected: dict) -> None:
-    problem = ('ragged or empty code lists' if codes is None
-               else codes_problem(codes, expected['codebooks'], expected['codebook_size'], expected['frames']))
-    if problem:
-        findings.content_problems.append(f'{path}: {key} codes: {problem}')
-
-
 def _facts(split: str, meta: dict, codes) -> ExampleFacts:
     return ExampleFacts(split, meta.get('split'), meta.get('song_id'), meta.get('artist'), content_sha([codes]),
                         meta=(meta.get('concept'), meta.get('stem'), meta.get('fragment')))
@@ -146,7 +139,7 @@ def read_webdataset_shard(data: bytes, path: str, split: str, expected: dict):
         if found != wanted:
             findings.content_problems.append(f'{path}: {key} audio: {found[0]} Hz, {found[1]} channel(s), {found[2]} '
                                              f'samples; the manifest says {wanted[0]} Hz, {wanted[1]}, {wanted[2]}')
-        _check_codes(findings, path, key, codes, expected)
+        check_codes(findings, path, key, 'codes', codes, expected)
         findings.examples.append((key, _facts(split, meta, codes)))
     return read_tar(data, path, read)
 
@@ -156,7 +149,7 @@ def read_parquet_shard(data: bytes, path: str, split: str, expected: dict):
     codes = parquet_codes(table.column('codes'))
     findings = ShardFindings(count=table.num_rows)
     for i, key in enumerate(columns['example_id']):
-        _check_codes(findings, path, key, codes[i], expected)
+        check_codes(findings, path, key, 'codes', codes[i], expected)
         array = codes[i] if codes[i] is not None else np.zeros(0, np.int16)
         findings.examples.append((key, _facts(split, {n: v[i] for n, v in columns.items()}, array)))
     return findings

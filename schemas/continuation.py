@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 import numpy as np
 import pyarrow as pa
 
-from schemas.format_check import (ExampleFacts, FormatCheck, ShardFindings, codes_problem, content_sha, parquet_codes,
+from schemas.format_check import (ExampleFacts, FormatCheck, ShardFindings, check_codes, content_sha, parquet_codes,
                                   read_table, read_tar)
 from schemas.manifest import window_frames
 from schemas.parquet import CODES_TYPE, ParquetWriter, codes_array
@@ -166,13 +166,6 @@ def _expected(manifest: dict, root: str) -> dict:
             'frames': window_frames(manifest, root)}
 
 
-def _check_codes(findings, path: str, key: str, name: str, codes, expected: dict) -> None:
-    problem = ('ragged or empty code lists' if codes is None
-               else codes_problem(codes, expected['codebooks'], expected['codebook_size'], expected['frames']))
-    if problem:
-        findings.content_problems.append(f'{path}: {key} {name}: {problem}')
-
-
 def _facts(split: str, meta: dict, codes) -> ExampleFacts:
     return ExampleFacts(split, meta.get('split'), meta.get('song_id'), meta.get('artist'), content_sha(codes),
                         donor_song_ids=tuple(meta.get('donor_song_ids') or ()),
@@ -188,7 +181,7 @@ def read_webdataset_shard(data: bytes, path: str, split: str, expected: dict):
             if f'{name}.flac' in sample:
                 soundfile.read(io.BytesIO(sample[f'{name}.flac']))
         for name, array in zip(CODE_FIELDS, codes):
-            _check_codes(findings, path, sample['__key__'], name, array, expected)
+            check_codes(findings, path, sample['__key__'], name, array, expected)
         findings.examples.append((sample['__key__'], _facts(split, meta, codes)))
     return read_tar(data, path, read)
 
@@ -199,7 +192,7 @@ def read_parquet_shard(data: bytes, path: str, split: str, expected: dict):
     findings = ShardFindings(count=table.num_rows)
     for i, key in enumerate(columns['example_id']):
         for name in CODE_FIELDS:
-            _check_codes(findings, path, key, name, codes[name][i], expected)
+            check_codes(findings, path, key, name, codes[name][i], expected)
         arrays = [codes[name][i] if codes[name][i] is not None else np.zeros(0, np.int16) for name in CODE_FIELDS]
         findings.examples.append((key, _facts(split, {n: v[i] for n, v in columns.items()}, arrays)))
     return findings

@@ -69,6 +69,15 @@ def codes_problem(codes: np.ndarray, codebooks: int, codebook_size: int, frames:
     return ''
 
 
+def check_codes(findings: ShardFindings, path: str, key: str, name: str, codes, expected: dict) -> None:
+    """Records a content problem when ``codes`` (None: ragged or empty lists) are not int16
+    ``[codebooks, frames]`` in ``[0, codebook_size)`` by ``expected``."""
+    problem = ('ragged or empty code lists' if codes is None
+               else codes_problem(codes, expected['codebooks'], expected['codebook_size'], expected['frames']))
+    if problem:
+        findings.content_problems.append(f'{path}: {key} {name}: {problem}')
+
+
 def content_sha(arrays) -> str:
     """sha256 of int16 code arrays, the same whichever format they were read from."""
     sha = hashlib.sha256()
