@@ -83,6 +83,10 @@ def test_window_codes_do_not_depend_on_the_batch(runtime_name):
     for found in (in_eight, shuffled, short, in_32):
         assert set(found) == set(alone)
         assert all(np.array_equal(found[w][0], alone[w][0]) for w in alone), runtime_name
+    # A silent item takes the codes of silence encoded once: the same as encoding it among others.
+    silent = np.zeros_like(probe.audio)
+    batch = np.stack([probe.audio, silent] + [s.audio for s in segments[12:18]])
+    assert np.array_equal(eight.encode(batch)[0], eight._run(batch)[0].astype(np.int64)), runtime_name
 
 
 @pytest.mark.parametrize('runtime_name', [n for n in RUNTIME_LIST if RUNTIMES[n].thread_invariant])
@@ -106,8 +110,11 @@ def test_export_is_cached_and_keyed_by_weights(codec_cache):
     exports = set(glob.glob(os.path.join(codec_cache, 'exports', '*.onnx')))
     load_runtime(load_codec(settings), 64000, 1)
     assert set(glob.glob(os.path.join(codec_cache, 'exports', '*.onnx'))) == exports
+    new = set(glob.glob(os.path.join(codec_cache, 'exports', '*.onnx'))) - exports
+    assert not new
     load_runtime(load_codec(settings.replace(seed=1)), 64000, 1)
-    assert len(set(glob.glob(os.path.join(codec_cache, 'exports', '*.onnx'))) - exports) == 1
+    new = set(glob.glob(os.path.join(codec_cache, 'exports', '*.onnx'))) - exports
+    assert sorted(os.path.basename(p).rsplit('-', 1)[1] for p in new) == ['front.onnx', 'tail.onnx']
 
 
 def test_spans_encode_like_whole_song_at_the_edges():

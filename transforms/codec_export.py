@@ -1,11 +1,15 @@
-"""The codec's encoder as one exportable graph, and its ONNX export.
+"""The codec's encoder as an exportable graph in two parts, and their ONNX export.
 
 ``EncoderGraph``: the encoder and the residual quantizer of the loaded weights (pretrained,
 ``--codec-path`` or random), weight norms folded: audio ``[batch, channels, samples]`` -> codes
-``[batch, codebooks, frames]`` and the input scale (the 48 kHz model's normalisation).
-``onnx_export`` writes it to ONNX (opset 17) for one segment length, cached under the codec
+``[batch, codebooks, frames]`` and the input scale (the 48 kHz model's normalisation). It is
+cut at the encoder's LSTM: ``front`` (normalisation and convolutions, whose activations grow
+with the audio: the CPU runtimes run it one segment at a time) and ``tail`` (LSTM, last
+convolution, quantizer: a few MB of input per segment, but one small matrix product per frame,
+bound by memory traffic unless many segments share it: the runtimes run it on the whole batch).
+``onnx_export`` writes both to ONNX (opset 17) for one segment length, cached under the codec
 cache, keyed by the model, a hash of its weights, the segment length and the versions that shape
-the file, and written atomically, so worker processes export once and then share the file.
+the files, and written atomically, so worker processes export once and then share the files.
 Each export also leaves a note keyed by the files the weights load from (the random weights'
 calibration file, ``--codec-path``, the cached hub snapshot; names, sizes, mtimes): a worker
 whose weights have not changed finds its export from the note (``remembered_export``) and runs
@@ -26,19 +30,21 @@ from transforms.codec import _torch
 from transforms.codec_calibration import cache_path as calibration_path
 
 LOG = logging.getLogger(__name__)
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+PARTS = ('front', 'tail')
 OPSET = 17
 
 
-def _graph_class():
+def _graph_classes():
     torch = _torch()
 
-    class EncoderGraph(torch.nn.Module):
-        """Normalisation (when the codec has it) -> encoder -> residual quantizer."""
+    class EncoderFront(torch.nn.Module):
+        """Normalisation (when the codec has it) -> the encoder's convolutions: audio -> the
+        embeddings the LSTM reads ``[batch, dimension, frames]`` and the input scale ``[batch]``."""
 
-        def __init__(self, encoder, quantize, normalize: bool):
+        def __init__(self, layers, normalize: bool):
             super().__init__()
-            self.encoder, self.quantize, self.normalize = encoder, quantize, normalize
+            self.layers, self.normalize = torch.nn.ModuleList(layers), normalize
 
         def forward(self, audio):
             if self.normalize:
@@ -47,10 +53,36 @@ def _graph_class():
                 audio = audio / scale
             else:
                 scale = audio.new_ones((audio.shape[0], 1, 1))
-            codes = self.quantize(self.encoder(audio))            # [codebooks, batch, frames]
-            return codes.transpose(0, 1), scale.reshape(-1)
+            for layer in self.layers:
+                audio = layer(audio)
+            return audio, scale.reshape(-1)
 
-    return EncoderGraph
+    class EncoderTail(torch.nn.Module):
+        """The encoder's LSTM and last convolution -> the residual quantizer: embeddings -> codes
+        ``[batch, codebooks, frames]``. Each item's codes depend on that item alone."""
+
+        def __init__(self, layers, quantizer, quantize):
+            super().__init__()
+            self.layers, self.quantizer, self.quantize = torch.nn.ModuleList(layers), quantizer, quantize
+
+        def forward(self, embeddings):
+            for layer in self.layers:
+                embeddings = layer(embeddings)
+            return self.quantize(embeddings).transpose(0, 1)      # [codebooks, batch, frames] -> batch first
+
+    class EncoderGraph(torch.nn.Module):
+        """front -> tail: audio ``[batch, channels, samples]`` -> (codes, input scale)."""
+
+        def __init__(self, front, tail):
+            super().__init__()
+            self.front, self.tail = front, tail
+            self.normalize = front.normalize
+
+        def forward(self, audio):
+            embeddings, scale = self.front(audio)
+            return self.tail(embeddings), scale
+
+    return EncoderFront, EncoderTail, EncoderGraph
 
 
 def encoder_graph(codec):
@@ -70,12 +102,15 @@ def _build_graph(codec):
     bandwidth = codec.spec.bandwidth_kbps
     if hasattr(model.quantizer, 'layers'):                       # transformers
         quantize = lambda emb: model.quantizer.encode(emb, bandwidth)   # noqa: E731
-        normalize = bool(model.config.normalize)
+        normalize, layers = bool(model.config.normalize), list(model.encoder.layers)
     else:                                                        # the encodec package
         quantize = lambda emb: model.quantizer.encode(emb, model.frame_rate, bandwidth)   # noqa: E731
-        normalize = bool(model.normalize)
-    graph = _graph_class()(model.encoder, quantize, normalize)
-    graph.quantizer = model.quantizer                            # registered, so .to() moves it
+        normalize, layers = bool(model.normalize), list(model.encoder.model)
+    lstm = next((i for i, layer in enumerate(layers) if 'LSTM' in type(layer).__name__), None)
+    if lstm is None:
+        raise ValueError(f'{codec.spec.name}: the encoder has no LSTM layer to split the graph at')
+    front_class, tail_class, graph_class = _graph_classes()
+    graph = graph_class(front_class(layers[:lstm], normalize), tail_class(layers[lstm:], model.quantizer, quantize))
     return graph.eval()
 
 
@@ -101,11 +136,12 @@ def library_versions() -> list:
     return [metadata.version('torch').split('+')[0], metadata.version('transformers')]
 
 
-def export_path(settings, digest: str, segment_samples: int) -> str:
+def export_paths(settings, digest: str, segment_samples: int) -> dict:
+    """{part: ONNX path} of an export of these weights for ``segment_samples``."""
     key = json.dumps([EXPORT_VERSION, OPSET, settings.spec.name, settings.backend, settings.weights_id, digest,
                       segment_samples] + library_versions())
-    name = f'{settings.spec.name}-{segment_samples}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx'
-    return os.path.join(cache_dir(), 'exports', name)
+    stem = f'{settings.spec.name}-{segment_samples}-{hashlib.sha256(key.encode()).hexdigest()[:16]}'
+    return {part: os.path.join(cache_dir(), 'exports', f'{stem}-{part}.onnx') for part in PARTS}
 
 
 def weight_files(settings) -> Optional[list]:
@@ -153,8 +189,8 @@ def _write_note(codec, graph) -> None:
 
 
 def remembered_export(settings, segment_samples: int) -> Optional[tuple]:
-    """(ONNX path, whether the codec normalises its input) of an export of these weights for
-    ``segment_samples`` made before, found from its note without loading the model; None if
+    """({part: ONNX path}, whether the codec normalises its input) of an export of these weights
+    for ``segment_samples`` made before, found from its note without loading the model; None if
     there is none (or the weight files changed since)."""
     files = weight_files(settings)
     if files is None:
@@ -164,30 +200,39 @@ def remembered_export(settings, segment_samples: int) -> Optional[tuple]:
             note = json.load(handle)
     except (OSError, ValueError):
         return None
-    path = export_path(settings, note['digest'], segment_samples)
-    return (path, bool(note['normalizes'])) if os.path.exists(path) else None
+    paths = export_paths(settings, note['digest'], segment_samples)
+    return (paths, bool(note['normalizes'])) if all(map(os.path.exists, paths.values())) else None
 
 
-def onnx_export(codec, graph, segment_samples: int) -> str:
-    """The cached ONNX file of ``graph`` for ``segment_samples`` (exported on first use)."""
+def onnx_export(codec, graph, segment_samples: int) -> dict:
+    """{part: cached ONNX file} of ``graph``'s front and tail for ``segment_samples`` (exported
+    on first use; the front takes ``audio``, the tail ``embeddings``, both with a dynamic batch)."""
     torch = _torch()
-    path = export_path(codec.settings, weights_digest(graph), segment_samples)
-    if os.path.exists(path):
-        _write_note(codec, graph)
-        return path
+    paths = export_paths(codec.settings, weights_digest(graph), segment_samples)
+    if not all(map(os.path.exists, paths.values())):
+        LOG.info('exporting the %s encoder for %d-sample segments to %s', codec.spec.name, segment_samples,
+                 paths['front'])
+        audio = torch.zeros((1, codec.spec.channels, segment_samples), device=next(graph.parameters()).device)
+        with torch.no_grad():
+            embeddings = graph.front(audio)[0]
+        _export(graph.front, audio, paths['front'], ['audio'], ['embeddings', 'scales'])
+        _export(graph.tail, embeddings, paths['tail'], ['embeddings'], ['codes'])
+    _write_note(codec, graph)
+    return paths
+
+
+def _export(module, example, path: str, inputs: list, outputs: list) -> None:
+    """``module`` to ONNX at ``path``, written under a temporary name and renamed."""
+    torch = _torch()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
     os.close(fd)
-    dummy = torch.zeros((1, codec.spec.channels, segment_samples), device=next(graph.parameters()).device)
-    LOG.info('exporting the %s encoder for %d-sample segments to %s', codec.spec.name, segment_samples, path)
     try:
         with torch.no_grad():
-            torch.onnx.export(graph, (dummy,), tmp, input_names=['audio'], output_names=['codes', 'scales'],
-                              dynamic_axes={'audio': {0: 'batch'}, 'codes': {0: 'batch'}, 'scales': {0: 'batch'}},
+            torch.onnx.export(module, (example,), tmp, input_names=inputs, output_names=outputs,
+                              dynamic_axes={name: {0: 'batch'} for name in inputs + outputs},
                               opset_version=OPSET, dynamo=False)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    _write_note(codec, graph)
-    return path

@@ -3,16 +3,20 @@
 The encoder and the residual quantizer of the loaded weights (pretrained, ``--codec-path``
 or random) form one graph, ``EncoderGraph``: audio ``[batch, channels, samples]`` -> codes
 ``[batch, codebooks, frames]`` and the input scale (the 48 kHz model's normalisation;
-codec_export.py builds and exports it). A runtime runs that graph for one segment length and
-one batch size:
+codec_export.py builds it and exports its two parts, ``front`` up to the LSTM and ``tail``
+from it). A runtime runs that graph for one segment length and one batch size:
 
 - ``torch``: the graph itself, eager, weight norms folded; CPU or CUDA, fp32/bf16/fp16.
-- ``onnxruntime``: the graph exported to ONNX (opset 17), on ONNX Runtime's CPU provider,
+- ``onnxruntime``: the parts exported to ONNX (opset 17), on ONNX Runtime's CPU provider,
   or its CUDA provider with ``onnxruntime-gpu``.
-- ``openvino``: the same ONNX file compiled by OpenVINO for the fixed shape (CPU).
+- ``openvino``: the same ONNX files compiled by OpenVINO (CPU).
 
-Batches are always ``batch_size`` items (short
-ones are padded with silent items), so a window's codes never depend on its neighbours.
+Batches are always ``batch_size`` items (short ones are padded with silent items), so a
+window's codes never depend on its neighbours. On the CPU every item is encoded on its own
+terms: the exported runtimes run the front one segment at a time (its activations grow with
+the audio) and the tail on all the batch's embeddings at once (the LSTM's weights are read once
+per frame for the whole batch instead of once per segment: it is memory-bound alone), and
+silent items take codes computed once per runtime.
 """
 import os
 
@@ -36,16 +40,30 @@ class Runtime:
         self.spec, self.device, self.normalizes = spec, device, normalizes
         self.segment_samples, self.batch_size, self.threads = segment_samples, batch_size, threads
         self.shape = (batch_size, spec.channels, segment_samples)
-        self.version = None
+        self.version, self._silence = None, None
 
     def encode(self, batch: np.ndarray):
         """-> (codes int64 ``[batch, codebooks, frames]``, scales float32 ``[batch]`` or None)."""
         if batch.shape != self.shape or batch.dtype != np.float32:
             raise ValueError(f'the {self.name} runtime takes float32 batches of {self.shape}, not '
                              f'{batch.dtype} {batch.shape}')
-        codes, scales = self._run(np.ascontiguousarray(batch))
+        batch = np.ascontiguousarray(batch)
+        codes, scales = self._run_loud(batch) if self.device == 'cpu' else self._run(batch)
         return codes.astype(np.int64), (scales.astype(np.float32) if self.normalizes else None)
 
+    def _run_loud(self, batch: np.ndarray):
+        """``_run`` on the batch's items that are not silent (CPU: items are encoded one by one or
+        by a tail whose items do not interact); silent items take the codes of silence, encoded
+        once."""
+        loud = np.flatnonzero(batch.reshape(len(batch), -1).any(axis=1))
+        if len(loud) == len(batch):
+            return self._run(batch)
+        if self._silence is None:
+            self._silence = self._run(np.zeros_like(batch[:1]))
+        codes, scales = (np.repeat(part, len(batch), axis=0) for part in self._silence)
+        if len(loud):
+            codes[loud], scales[loud] = self._run(batch[loud])
+        return codes, scales
 
 
 class TorchRuntime(Runtime):
@@ -73,31 +91,43 @@ class TorchRuntime(Runtime):
 
 
 class ExportedRuntime(Runtime):
-    """A runtime of an exported ONNX file (``path``), which each subclass's ``load`` opens: made
-    from a loaded codec with ``of_codec`` (exported on first use), or from an export found by its
-    note (load_exported_runtime: no PyTorch, no model)."""
+    """A runtime of an export's two ONNX files (``paths``: front and tail), each opened by the
+    subclass's ``session``: made from a loaded codec with ``of_codec`` (exported on first use), or
+    from an export found by its note (load_exported_runtime: no PyTorch, no model). On the CPU
+    the front runs one item at a time and the tail once on the embeddings of all of them; on
+    CUDA both run on the whole batch. ``session(path, shape)`` gives a callable running the ONNX
+    file at ``path`` (its input fixed to ``shape`` where the runtime compiles for one, else any
+    batch): array -> list of output arrays."""
 
-    def __init__(self, path: str, spec, device, normalizes, segment_samples, batch_size, threads):
+    def __init__(self, paths: dict, spec, device, normalizes, segment_samples, batch_size, threads):
         super().__init__(spec, device, normalizes, segment_samples, batch_size, threads)
-        self.load(path)
+        self.front_batch = 1 if device == 'cpu' else batch_size
+        self.front = self.session(paths['front'], (self.front_batch, spec.channels, segment_samples))
+        self.tail = self.session(paths['tail'], None)
 
     @classmethod
     def of_codec(cls, codec, segment_samples, batch_size, threads):
         return cls(onnx_export(codec, encoder_graph(codec), segment_samples), codec.spec, codec.device,
                    codec.normalizes, segment_samples, batch_size, threads)
 
+    def _run(self, batch):
+        step = self.front_batch
+        fronts = [self.front(batch[i:i + step]) for i in range(0, len(batch), step)]
+        embeddings = np.concatenate([f[0] for f in fronts])
+        scales = np.concatenate([f[1] for f in fronts])
+        return self.tail(embeddings)[0], scales
+
 
 class OnnxRuntime(ExportedRuntime):
-    """The exported graph on ONNX Runtime (all graph optimisations; CPU or CUDA provider)."""
+    """The exported parts on ONNX Runtime (all graph optimisations; CPU or CUDA provider)."""
     name = 'onnxruntime'
     thread_invariant = True
 
-    def load(self, path: str):
+    def session(self, path: str, shape):
         ort = _import('onnxruntime', 'onnxruntime (or onnxruntime-gpu for CUDA)')
-        threads = self.threads
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         providers = ['CPUExecutionProvider']
         if self.device.startswith('cuda'):
             if 'CUDAExecutionProvider' not in ort.get_available_providers():
@@ -105,41 +135,38 @@ class OnnxRuntime(ExportedRuntime):
                                  'pip install onnxruntime-gpu')
             index = int(self.device.split(':')[1]) if ':' in self.device else 0
             providers = [('CUDAExecutionProvider', {'device_id': index})]
-        self.session = ort.InferenceSession(path, options, providers=providers)
+        session = ort.InferenceSession(path, options, providers=providers)
         self.version = ort.__version__
-
-    def _run(self, batch):
-        codes, scales = self.session.run(None, {'audio': batch})
-        return codes, scales
+        name = session.get_inputs()[0].name
+        return lambda array: session.run(None, {name: array})
 
 
 class OpenVinoRuntime(ExportedRuntime):
-    """The exported graph compiled by OpenVINO for the fixed batch shape, fp32 (CPU)."""
+    """The exported parts compiled by OpenVINO, fp32 (CPU): the front for its fixed shape, the
+    tail for any batch."""
     name = 'openvino'
     thread_invariant = True
 
-    def load(self, path: str):
+    def session(self, path: str, shape):
         if self.device != 'cpu':
             raise ValueError(f'--codec-runtime=openvino runs on the CPU, not --device={self.device}')
         ov = _import('openvino', 'openvino')
-        threads = self.threads
         core = ov.Core()
         model = core.read_model(path)
-        model.reshape({'audio': list(self.shape)})
+        if shape is not None:
+            model.reshape({model.inputs[0].any_name: list(shape)})
         # OpenVINO pins its threads to cores counted from the first: worker processes that each
         # take a share of the cores would all pin to the same ones (two 1-thread processes on
         # 2 cores ran at half speed). Pinning only when this process may use every core.
-        compiled = core.compile_model(model, 'CPU', {'INFERENCE_NUM_THREADS': threads,
+        compiled = core.compile_model(model, 'CPU', {'INFERENCE_NUM_THREADS': self.threads,
                                                      'INFERENCE_PRECISION_HINT': 'f32',
                                                      'PERFORMANCE_HINT': 'LATENCY',
-                                                     'ENABLE_CPU_PINNING': threads >= (os.cpu_count() or 1)})
-        self.request = compiled.create_infer_request()
+                                                     'ENABLE_CPU_PINNING': self.threads >= (os.cpu_count() or 1)})
+        request = compiled.create_infer_request()
         self.version = ov.get_version()
-
-    def _run(self, batch):
-        out = self.request.infer({'audio': batch})
-        codes, scales = (out[port] for port in self.request.model_outputs)
-        return np.array(codes), np.array(scales)
+        # The request's output buffers are reused by its next inference: each result is copied.
+        outputs = compiled.outputs
+        return lambda array: [np.array(found[port]) for found in [request.infer({0: array})] for port in outputs]
 
 
 def _import(module: str, install: str):
@@ -197,14 +224,14 @@ def load_exported_runtime(settings, segment_samples: int, batch_size: int):
     found = issubclass(cls, ExportedRuntime) and remembered_export(settings, segment_samples)
     if not found:
         return None
-    path, normalizes = found
-    return cls(path, settings.spec, device, normalizes, segment_samples, batch_size, max(1, settings.threads))
+    paths, normalizes = found
+    return cls(paths, settings.spec, device, normalizes, segment_samples, batch_size, max(1, settings.threads))
 
 
-# Segments per forward pass with --encode-batch-size=0: one on CPU (no runtime runs faster per
-# audio second with more, and memory grows with the batch: benchmarks/bench_codec.py); 32 on CUDA,
-# 64 windows at the default span of 2 windows per segment.
-AUTO_BATCH_SIZE = {'cpu': 1, 'cuda': 32}
+# Segments per batch with --encode-batch-size=0: 8 on CPU (the exported runtimes' LSTM tail runs
+# them together, their fronts one by one: benchmarks/bench_codec.py), 32 on CUDA, 64 windows at
+# the default span of 2 windows per segment.
+AUTO_BATCH_SIZE = {'cpu': 8, 'cuda': 32}
 DISTRIBUTIONS = {'torch': 'torch', 'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}
 
 
