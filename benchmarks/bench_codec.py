@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python -m benchmarks.bench_codec [--device cuda] [--batch-sizes 1,8,32]
      [--runtimes torch,onnxruntime,openvino] [--precisions fp32,bf16] [--codec encodec_32khz]
-Encodes the same segments (a window, 2.56 s on CPU and 10.24 s on CUDA, with 0.5 s margins,
-from a synthesized mix) in one run: first through the model's own eager ``encode`` at batch 1 (the reference,
+Encodes the same segments (as the pipeline cuts them by default: two 10.24 s windows with 0.25 s
+margins, 20.98 s, from a synthesized mix; ``--span 1`` for one window) in one run: first through the model's own eager ``encode`` at batch 1 (the reference,
 "torch eager"), then through each runtime at each batch size (fixed-shape batches, as the
 pipeline sends them), and prints each one's real-time factor (audio seconds per wall second),
 its ratio to torch eager and the share of its codes equal to the reference's (all codebooks,
@@ -16,16 +16,18 @@ import numpy as np
 
 from transforms.chunk import WindowSpec
 from transforms.codec import CodecSettings, _torch, load_codec, resolve_device
+from transforms.codec_options import MARGIN_SECONDS, SPAN_WINDOWS
 from transforms.codec_runtime import load_runtime
 from transforms.encode import encode_batch
 from transforms.synth import synth_mix
 
 
-def segments_for(count: int, spec, window_seconds: float):
-    window = WindowSpec(window_seconds, None, 0.5, spec.sample_rate_hz, spec.hop_length, False)
-    audio = synth_mix(7, window_seconds * count + 1.5, spec.sample_rate_hz, spec.channels)
-    segments = window.chunked('bench', 'mix', audio, range(count + 1), False).segments
-    length = window.segment_samples(1)
+def segments_for(count: int, spec, window_seconds: float, span: int):
+    """``count`` segments of ``span`` windows with the pipeline's margins, from one generated mix."""
+    window = WindowSpec(window_seconds, None, MARGIN_SECONDS, spec.sample_rate_hz, spec.hop_length, False, span)
+    audio = synth_mix(7, window_seconds * span * (count + 1) + 1.5, spec.sample_rate_hz, spec.channels)
+    segments = window.chunked('bench', 'mix', audio, range(span * (count + 1)), False).segments
+    length = window.segment_samples(span)
     return [s for s in segments if s.audio.shape[-1] == length][:count]
 
 
@@ -62,7 +64,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N. Default: auto.')
     parser.add_argument('--batch-sizes', default=None,
-                        help='Comma-separated. Default: 32,128,512 on CUDA, 1,8,32 on CPU.')
+                        help='Comma-separated. Default: 32,128,512 on CUDA, 1,8 on CPU.')
     parser.add_argument('--runtimes', default=None,
                         help='Comma-separated. Default: torch,onnxruntime on CUDA, torch,onnxruntime,openvino on CPU.')
     parser.add_argument('--precisions', default='fp32', help='Comma-separated (bf16/fp16: torch only). Default: fp32.')
@@ -71,20 +73,21 @@ def main():
     parser.add_argument('--codec', default='encodec_32khz')
     parser.add_argument('--threads', type=int, default=0, help='Runtime threads; 0 = all cores. Default: 0.')
     parser.add_argument('--repeats', type=int, default=1, help='Timed passes per figure. Default: 1.')
-    parser.add_argument('--window-seconds', type=float, default=None,
-                        help='Window length; segments add 0.5 s margins on each side. Default: 10.24 on CUDA, '
-                             '2.56 on CPU (32 segments of 11.24 s take more than 24 GB under ONNX Runtime).')
+    parser.add_argument('--window-seconds', type=float, default=10.24,
+                        help='Window length; segments add the pipeline\'s margins on each side. Default: 10.24.')
+    parser.add_argument('--span', type=int, default=SPAN_WINDOWS,
+                        help=f'Windows per segment. Default: {SPAN_WINDOWS}, as the pipeline.')
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch = _torch()
     import os
     threads = args.threads or os.cpu_count()
     cuda = device.startswith('cuda')
-    batches = [int(b) for b in (args.batch_sizes or ('32,128,512' if cuda else '1,8,32')).split(',')]
+    batches = [int(b) for b in (args.batch_sizes or ('32,128,512' if cuda else '1,8')).split(',')]
     runtimes = (args.runtimes or ('torch,onnxruntime' if cuda else 'torch,onnxruntime,openvino')).split(',')
     base = CodecSettings(name=args.codec, weights=args.weights, device=device, threads=threads)
     codec = load_codec(base)
-    segments = segments_for(max(batches), codec.spec, args.window_seconds or (10.24 if cuda else 2.56))
+    segments = segments_for(max(batches), codec.spec, args.window_seconds, args.span)
     seconds = sum(s.audio.shape[-1] for s in segments) / codec.spec.sample_rate_hz
     name = torch.cuda.get_device_name(device) if cuda else f'CPU, {threads} threads'
     print(f'device: {device} ({name}); torch {torch.__version__}; codec {args.codec}, weights {args.weights}; '

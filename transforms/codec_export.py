@@ -15,6 +15,7 @@ calibration file, ``--codec-path``, the cached hub snapshot; names, sizes, mtime
 whose weights have not changed finds its export from the note (``remembered_export``) and runs
 it without importing PyTorch or loading the model. The runtimes are in codec_runtime.py.
 """
+import contextlib
 import copy
 import hashlib
 import json
@@ -215,10 +216,45 @@ def onnx_export(codec, graph, segment_samples: int) -> dict:
         audio = torch.zeros((1, codec.spec.channels, segment_samples), device=next(graph.parameters()).device)
         with torch.no_grad():
             embeddings = graph.front(audio)[0]
-        _export(graph.front, audio, paths['front'], ['audio'], ['embeddings', 'scales'])
-        _export(graph.tail, embeddings, paths['tail'], ['embeddings'], ['codes'])
+        with _reflect_pads_as_slices():
+            _export(graph.front, audio, paths['front'], ['audio'], ['embeddings', 'scales'])
+            _export(graph.tail, embeddings, paths['tail'], ['embeddings'], ['codes'])
     _write_note(codec, graph)
     return paths
+
+
+@contextlib.contextmanager
+def _reflect_pads_as_slices():
+    """While exporting, the convolutions' reflect padding is written as slices and a concat: the
+    same values, but ops the runtimes keep in their convolutions' memory layout (OpenVINO ran
+    ``Pad(reflect)`` in plain layout with a reorder on each side: 15 % of the front's time)."""
+    torch = _torch()
+    from transformers.models.encodec import modeling_encodec
+    conv = modeling_encodec.EncodecConv1d
+    original = conv.__dict__['_pad1d']
+
+    def pad1d(x, paddings, mode='zero', value=0.0):
+        left, right = paddings
+        if mode != 'reflect' or x.shape[-1] <= max(paddings):
+            return original.__func__(x, paddings, mode, value)
+        parts = [x[..., 1:left + 1].flip(-1)] if left else []
+        parts += [x] + ([x[..., -right - 1:-1].flip(-1)] if right else [])
+        return torch.cat(parts, dim=-1)
+
+    patched = [(conv, '_pad1d', original, staticmethod(pad1d))]
+    try:
+        from encodec.modules import conv as encodec_conv          # the encodec package's SConv1d
+        patched.append((encodec_conv, 'pad1d', encodec_conv.pad1d,
+                        lambda x, paddings, mode='zero', value=0.0: pad1d(x, paddings, mode, value)))
+    except ImportError:
+        pass
+    for owner, name, _, replacement in patched:
+        setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        for owner, name, kept, _ in patched:
+            setattr(owner, name, kept)
 
 
 def _export(module, example, path: str, inputs: list, outputs: list) -> None:

@@ -38,7 +38,7 @@ class EncodeOptions(PipelineOptions):
         parser.add_argument('--codec-precision', default='fp32', choices=sorted(PRECISIONS),
                             help='Encode precision: fp32, or bf16/fp16 under torch autocast. Default: fp32.')
         parser.add_argument('--encode-batch-size', type=int, default=0,
-                            help='Segments per forward pass, drawn from any waveform and song; 0 = auto: '
+                            help='Segments per batch, drawn from any waveform and song (on CPU the LSTM of the encoder runs them together); 0 = auto: '
                                  f'{AUTO_BATCH_SIZE["cpu"]} on CPU, {AUTO_BATCH_SIZE["cuda"]} on CUDA. Default: 0.')
         parser.add_argument('--encode-margin-seconds', type=float, default=MARGIN_SECONDS,
                             help='Real audio encoded on each side of a run of windows, then cut off, so edge '
