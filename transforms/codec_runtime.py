@@ -95,15 +95,13 @@ class ExportedRuntime(Runtime):
     subclass's ``session``: made from a loaded codec with ``of_codec`` (exported on first use), or
     from an export found by its note (load_exported_runtime: no PyTorch, no model). On the CPU
     the front runs one item at a time and the tail once on the embeddings of all of them; on
-    CUDA both run on the whole batch. ``session(path, shape)`` gives a callable running the ONNX
-    file at ``path`` (its input fixed to ``shape`` where the runtime compiles for one, else any
-    batch): array -> list of output arrays."""
+    CUDA both run on the whole batch. ``session(path)`` gives a callable running the ONNX file at
+    ``path`` on a batch of any size: array -> list of output arrays."""
 
     def __init__(self, paths: dict, spec, device, normalizes, segment_samples, batch_size, threads):
         super().__init__(spec, device, normalizes, segment_samples, batch_size, threads)
         self.front_batch = 1 if device == 'cpu' else batch_size
-        self.front = self.session(paths['front'], (self.front_batch, spec.channels, segment_samples))
-        self.tail = self.session(paths['tail'], None)
+        self.front, self.tail = self.session(paths['front']), self.session(paths['tail'])
 
     @classmethod
     def of_codec(cls, codec, segment_samples, batch_size, threads):
@@ -123,7 +121,7 @@ class OnnxRuntime(ExportedRuntime):
     name = 'onnxruntime'
     thread_invariant = True
 
-    def session(self, path: str, shape):
+    def session(self, path: str):
         ort = _import('onnxruntime', 'onnxruntime (or onnxruntime-gpu for CUDA)')
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -142,30 +140,28 @@ class OnnxRuntime(ExportedRuntime):
 
 
 class OpenVinoRuntime(ExportedRuntime):
-    """The exported parts compiled by OpenVINO, fp32 (CPU): the front for its fixed shape, the
-    tail for any batch."""
+    """The exported parts compiled by OpenVINO, fp32 (CPU), for any batch. Compiled models are
+    not cached (OpenVINO's CACHE_DIR): a tail loaded from that cache gave a segment other codes
+    in a batch of 8 than alone, where a compiled one gives the same."""
     name = 'openvino'
     thread_invariant = True
 
-    def session(self, path: str, shape):
+    def session(self, path: str):
         if self.device != 'cpu':
             raise ValueError(f'--codec-runtime=openvino runs on the CPU, not --device={self.device}')
         ov = _import('openvino', 'openvino')
         core = ov.Core()
-        model = core.read_model(path)
-        if shape is not None:
-            model.reshape({model.inputs[0].any_name: list(shape)})
         # OpenVINO pins its threads to cores counted from the first: worker processes that each
         # take a share of the cores would all pin to the same ones (two 1-thread processes on
         # 2 cores ran at half speed). Pinning only when this process may use every core.
-        compiled = core.compile_model(model, 'CPU', {'INFERENCE_NUM_THREADS': self.threads,
-                                                     'INFERENCE_PRECISION_HINT': 'f32',
-                                                     'PERFORMANCE_HINT': 'LATENCY',
-                                                     'ENABLE_CPU_PINNING': self.threads >= (os.cpu_count() or 1)})
+        compiled = core.compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': self.threads,
+                                                    'INFERENCE_PRECISION_HINT': 'f32',
+                                                    'PERFORMANCE_HINT': 'LATENCY',
+                                                    'ENABLE_CPU_PINNING': self.threads >= (os.cpu_count() or 1)})
         request = compiled.create_infer_request()
         self.version = ov.get_version()
-        # The request's output buffers are reused by its next inference: each result is copied.
         outputs = compiled.outputs
+        # The request's output buffers are reused by its next inference: each result is copied.
         return lambda array: [np.array(found[port]) for found in [request.infer({0: array})] for port in outputs]
 
 
