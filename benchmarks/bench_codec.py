@@ -103,7 +103,7 @@ def main():
                 continue
             settings = base.replace(runtime=runtime_name, precision=precision)
             for batch in batches:
-                runtime = load_runtime(load_codec(settings), segments[0].audio.shape[-1], batch)
+                runtime = load_runtime(load_codec(settings), batch)
                 wall, found = timed(lambda: run_batches(runtime, segments), args.repeats)
                 same, first = agreement(found, reference)
                 print(f'{runtime_name} {runtime.version.split("-")[0]} {precision} batch {batch}: '

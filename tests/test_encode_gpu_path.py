@@ -21,9 +21,8 @@ def segments():
 
 def test_one_pass_batches_match_one_by_one(segments):
     codec = load_codec(CodecSettings(weights='random', seed=0, runtime='torch'))
-    length = segments[0].audio.shape[-1]
-    single = [encode_batch(TorchRuntime(codec, length, 1, 1), [s])[0] for s in segments[:4]]
-    batched = TorchRuntime(codec, length, 4, 1)
+    single = [encode_batch(TorchRuntime(codec, 1, 1), [s])[0] for s in segments[:4]]
+    batched = TorchRuntime(codec, 4, 1)
     batched.one_by_one = False                            # the CUDA path: the whole batch in one forward
     found = encode_batch(batched, segments[:4])
     agree = np.mean([(a[w][0] == b[w][0]).all(axis=0).mean() for a, b in zip(single, found) for w in a])
@@ -36,9 +35,8 @@ def test_autocast_precision_gives_valid_codes(segments):
     fp32 = load_codec(CodecSettings(weights='random', seed=0))
     low = load_codec(CodecSettings(weights='random', seed=0, precision='bf16'))
     assert low.autocast() is not None and fp32.autocast() is not None
-    length = segments[0].audio.shape[-1]
-    a = encode_batch(TorchRuntime(fp32, length, 1, 1), segments[:1])[0]
-    b = encode_batch(TorchRuntime(low, length, 1, 1), segments[:1])[0]
+    a = encode_batch(TorchRuntime(fp32, 1, 1), segments[:1])[0]
+    b = encode_batch(TorchRuntime(low, 1, 1), segments[:1])[0]
     for w in a:
         assert a[w][0].shape == b[w][0].shape and b[w][0].min() >= 0 and b[w][0].max() < 2048
         assert (a[w][0][0] == b[w][0][0]).mean() > 0.5      # the first codebook mostly agrees

@@ -7,9 +7,10 @@ cut at the encoder's LSTM: ``front`` (normalisation and convolutions, whose acti
 with the audio: the CPU runtimes run it one segment at a time) and ``tail`` (LSTM, last
 convolution, quantizer: a few MB of input per segment, but one small matrix product per frame,
 bound by memory traffic unless many segments share it: the runtimes run it on the whole batch).
-``onnx_export`` writes both to ONNX (opset 17) for one segment length, cached under the codec
-cache, keyed by the model, a hash of its weights, the segment length and the versions that shape
-the files, and written atomically, so worker processes export once and then share the files.
+``onnx_export`` writes both to ONNX (opset 17) with the batch and the length left open (one
+export serves every segment length that is a whole number of frames), cached under the codec
+cache, keyed by the model, a hash of its weights and the versions that shape the files, and
+written atomically, so worker processes export once and then share the files.
 Each export also leaves a note keyed by the files the weights load from (the random weights'
 calibration file, ``--codec-path``, the cached hub snapshot; names, sizes, mtimes): a worker
 whose weights have not changed finds its export from the note (``remembered_export``) and runs
@@ -33,6 +34,7 @@ from transforms.codec_calibration import cache_path as calibration_path
 LOG = logging.getLogger(__name__)
 EXPORT_VERSION = 2
 PARTS = ('front', 'tail')
+TRACE_FRAMES = 128          # the length the export traces (any whole number of frames would do)
 OPSET = 17
 
 
@@ -137,11 +139,11 @@ def library_versions() -> list:
     return [metadata.version('torch').split('+')[0], metadata.version('transformers')]
 
 
-def export_paths(settings, digest: str, segment_samples: int) -> dict:
-    """{part: ONNX path} of an export of these weights for ``segment_samples``."""
-    key = json.dumps([EXPORT_VERSION, OPSET, settings.spec.name, settings.backend, settings.weights_id, digest,
-                      segment_samples] + library_versions())
-    stem = f'{settings.spec.name}-{segment_samples}-{hashlib.sha256(key.encode()).hexdigest()[:16]}'
+def export_paths(settings, digest: str) -> dict:
+    """{part: ONNX path} of an export of these weights."""
+    key = json.dumps([EXPORT_VERSION, OPSET, settings.spec.name, settings.backend, settings.weights_id, digest]
+                     + library_versions())
+    stem = f'{settings.spec.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}'
     return {part: os.path.join(cache_dir(), 'exports', f'{stem}-{part}.onnx') for part in PARTS}
 
 
@@ -189,10 +191,10 @@ def _write_note(codec, graph) -> None:
     os.replace(tmp, path)
 
 
-def remembered_export(settings, segment_samples: int) -> Optional[tuple]:
+def remembered_export(settings) -> Optional[tuple]:
     """({part: ONNX path}, whether the codec normalises its input) of an export of these weights
-    for ``segment_samples`` made before, found from its note without loading the model; None if
-    there is none (or the weight files changed since)."""
+    made before, found from its note without loading the model; None if there is none (or the
+    weight files changed since)."""
     files = weight_files(settings)
     if files is None:
         return None
@@ -201,24 +203,31 @@ def remembered_export(settings, segment_samples: int) -> Optional[tuple]:
             note = json.load(handle)
     except (OSError, ValueError):
         return None
-    paths = export_paths(settings, note['digest'], segment_samples)
+    paths = export_paths(settings, note['digest'])
     return (paths, bool(note['normalizes'])) if all(map(os.path.exists, paths.values())) else None
 
 
-def onnx_export(codec, graph, segment_samples: int) -> dict:
-    """{part: cached ONNX file} of ``graph``'s front and tail for ``segment_samples`` (exported
-    on first use; the front takes ``audio``, the tail ``embeddings``, both with a dynamic batch)."""
+def onnx_export(codec, graph) -> dict:
+    """{part: cached ONNX file} of ``graph``'s front and tail (exported on first use; the front
+    takes ``audio``, the tail ``embeddings``, both of any batch and any length).
+
+    The trace runs on a whole number of frames, where the convolutions add no extra padding
+    at the end, so the files hold no length of their own: the runtimes take segments of whole
+    frames (``Runtime.encode`` checks it)."""
     torch = _torch()
-    paths = export_paths(codec.settings, weights_digest(graph), segment_samples)
+    paths = export_paths(codec.settings, weights_digest(graph))
     if not all(map(os.path.exists, paths.values())):
-        LOG.info('exporting the %s encoder for %d-sample segments to %s', codec.spec.name, segment_samples,
-                 paths['front'])
-        audio = torch.zeros((1, codec.spec.channels, segment_samples), device=next(graph.parameters()).device)
+        LOG.info('exporting the %s encoder to %s', codec.spec.name, paths['front'])
+        samples = TRACE_FRAMES * codec.spec.hop_length
+        audio = torch.zeros((1, codec.spec.channels, samples), device=next(graph.parameters()).device)
         with torch.no_grad():
             embeddings = graph.front(audio)[0]
         with _reflect_pads_as_slices():
-            _export(graph.front, audio, paths['front'], ['audio'], ['embeddings', 'scales'])
-            _export(graph.tail, embeddings, paths['tail'], ['embeddings'], ['codes'])
+            _export(graph.front, audio, paths['front'], {'audio': {0: 'batch', 2: 'samples'},
+                                                          'embeddings': {0: 'batch', 2: 'frames'},
+                                                          'scales': {0: 'batch'}})
+            _export(graph.tail, embeddings, paths['tail'], {'embeddings': {0: 'batch', 2: 'frames'},
+                                                            'codes': {0: 'batch', 2: 'frames'}})
     _write_note(codec, graph)
     return paths
 
@@ -257,17 +266,18 @@ def _reflect_pads_as_slices():
             setattr(owner, name, kept)
 
 
-def _export(module, example, path: str, inputs: list, outputs: list) -> None:
-    """``module`` to ONNX at ``path``, written under a temporary name and renamed."""
+def _export(module, example, path: str, axes: dict) -> None:
+    """``module`` to ONNX at ``path`` (``axes``: {input or output name: its open axes}, inputs
+    first), written under a temporary name and renamed."""
     torch = _torch()
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
     os.close(fd)
     try:
         with torch.no_grad():
-            torch.onnx.export(module, (example,), tmp, input_names=inputs, output_names=outputs,
-                              dynamic_axes={name: {0: 'batch'} for name in inputs + outputs},
-                              opset_version=OPSET, dynamo=False)
+            names = list(axes)
+            torch.onnx.export(module, (example,), tmp, input_names=names[:1], output_names=names[1:],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -4,7 +4,8 @@ The encoder and the residual quantizer of the loaded weights (pretrained, ``--co
 or random) form one graph, ``EncoderGraph``: audio ``[batch, channels, samples]`` -> codes
 ``[batch, codebooks, frames]`` and the input scale (the 48 kHz model's normalisation;
 codec_export.py builds it and exports its two parts, ``front`` up to the LSTM and ``tail``
-from it). A runtime runs that graph for one segment length and one batch size:
+from it). A runtime runs that graph for one batch size and segments of any whole number of
+frames:
 
 - ``torch``: the graph itself, eager, weight norms folded; CPU or CUDA, fp32/bf16/fp16.
 - ``onnxruntime``: the parts exported to ONNX (opset 17), on ONNX Runtime's CPU provider,
@@ -27,7 +28,8 @@ from transforms.codec_export import encoder_graph, onnx_export, remembered_expor
 
 
 class Runtime:
-    """Runs the codec on ``[batch_size, channels, segment_samples]`` float32 batches.
+    """Runs the codec on ``[batch_size, channels, samples]`` float32 batches, ``samples`` a whole
+    number of the codec's frames (one batch, one length; lengths may differ between batches).
 
     Attributes:
         name: the registry name; version: the library's version.
@@ -36,16 +38,17 @@ class Runtime:
     name = None
     thread_invariant = False
 
-    def __init__(self, spec, device: str, normalizes: bool, segment_samples: int, batch_size: int, threads: int):
+    def __init__(self, spec, device: str, normalizes: bool, batch_size: int, threads: int):
         self.spec, self.device, self.normalizes = spec, device, normalizes
-        self.segment_samples, self.batch_size, self.threads = segment_samples, batch_size, threads
-        self.shape = (batch_size, spec.channels, segment_samples)
-        self.version, self._silence = None, None
+        self.batch_size, self.threads = batch_size, threads
+        self.version, self._silence = None, {}
 
     def encode(self, batch: np.ndarray):
         """-> (codes int64 ``[batch, codebooks, frames]``, scales float32 ``[batch]`` or None)."""
-        if batch.shape != self.shape or batch.dtype != np.float32:
-            raise ValueError(f'the {self.name} runtime takes float32 batches of {self.shape}, not '
+        if (batch.ndim != 3 or batch.shape[:2] != (self.batch_size, self.spec.channels)
+                or batch.shape[2] % self.spec.hop_length or batch.dtype != np.float32):
+            raise ValueError(f'the {self.name} runtime takes float32 batches of ({self.batch_size}, '
+                             f'{self.spec.channels}, a multiple of {self.spec.hop_length} samples), not '
                              f'{batch.dtype} {batch.shape}')
         batch = np.ascontiguousarray(batch)
         codes, scales = self._run_loud(batch) if self.device == 'cpu' else self._run(batch)
@@ -58,9 +61,10 @@ class Runtime:
         loud = np.flatnonzero(batch.reshape(len(batch), -1).any(axis=1))
         if len(loud) == len(batch):
             return self._run(batch)
-        if self._silence is None:
-            self._silence = self._run(np.zeros_like(batch[:1]))
-        codes, scales = (np.repeat(part, len(batch), axis=0) for part in self._silence)
+        length = batch.shape[-1]
+        if length not in self._silence:
+            self._silence[length] = self._run(np.zeros_like(batch[:1]))
+        codes, scales = (np.repeat(part, len(batch), axis=0) for part in self._silence[length])
         if len(loud):
             codes[loud], scales[loud] = self._run(batch[loud])
         return codes, scales
@@ -71,8 +75,8 @@ class TorchRuntime(Runtime):
     shape can flip a near-tie: items run one by one on CPU, and the threads are recorded."""
     name = 'torch'
 
-    def __init__(self, codec, segment_samples, batch_size, threads):
-        super().__init__(codec.spec, codec.device, codec.normalizes, segment_samples, batch_size, threads)
+    def __init__(self, codec, batch_size, threads):
+        super().__init__(codec.spec, codec.device, codec.normalizes, batch_size, threads)
         self.codec, self.torch = codec, _torch()
         self.graph = encoder_graph(codec).to(self.device)
         self.version = self.torch.__version__
@@ -98,15 +102,15 @@ class ExportedRuntime(Runtime):
     CUDA both run on the whole batch. ``session(path)`` gives a callable running the ONNX file at
     ``path`` on a batch of any size: array -> list of output arrays."""
 
-    def __init__(self, paths: dict, spec, device, normalizes, segment_samples, batch_size, threads):
-        super().__init__(spec, device, normalizes, segment_samples, batch_size, threads)
+    def __init__(self, paths: dict, spec, device, normalizes, batch_size, threads):
+        super().__init__(spec, device, normalizes, batch_size, threads)
         self.front_batch = 1 if device == 'cpu' else batch_size
         self.front, self.tail = self.session(paths['front']), self.session(paths['tail'])
 
     @classmethod
-    def of_codec(cls, codec, segment_samples, batch_size, threads):
-        return cls(onnx_export(codec, encoder_graph(codec), segment_samples), codec.spec, codec.device,
-                   codec.normalizes, segment_samples, batch_size, threads)
+    def of_codec(cls, codec, batch_size, threads):
+        return cls(onnx_export(codec, encoder_graph(codec)), codec.spec, codec.device, codec.normalizes,
+                   batch_size, threads)
 
     def _run(self, batch):
         step = self.front_batch
@@ -199,29 +203,29 @@ def resolve_runtime(runtime: str, device: str, precision: str) -> str:
     return runtime
 
 
-def load_runtime(codec, segment_samples: int, batch_size: int):
-    """The runtime the codec's settings name, for one segment length and batch size."""
+def load_runtime(codec, batch_size: int):
+    """The runtime the codec's settings name, for one batch size."""
     settings = codec.settings
     name = resolve_runtime(settings.runtime, codec.device, settings.precision)
     if settings.precision not in PRECISIONS:
         raise ValueError(f'--codec-precision={settings.precision!r}')
     cls = RUNTIMES[name]
     make = cls.of_codec if issubclass(cls, ExportedRuntime) else cls
-    return make(codec, segment_samples, batch_size, max(1, settings.threads))
+    return make(codec, batch_size, max(1, settings.threads))
 
 
-def load_exported_runtime(settings, segment_samples: int, batch_size: int):
+def load_exported_runtime(settings, batch_size: int):
     """The runtime the settings name when it runs an export made before on the CPU, found from its
     note without PyTorch or the model (a worker's quick start); None otherwise."""
     device = quick_device(settings.device)
     if device != 'cpu' or settings.precision != 'fp32':
         return None
     cls = RUNTIMES[resolve_runtime(settings.runtime, device, settings.precision)]
-    found = issubclass(cls, ExportedRuntime) and remembered_export(settings, segment_samples)
+    found = issubclass(cls, ExportedRuntime) and remembered_export(settings)
     if not found:
         return None
     paths, normalizes = found
-    return cls(paths, settings.spec, device, normalizes, segment_samples, batch_size, max(1, settings.threads))
+    return cls(paths, settings.spec, device, normalizes, batch_size, max(1, settings.threads))
 
 
 # Segments per batch with --encode-batch-size=0: 8 on CPU (the exported runtimes' LSTM tail runs

@@ -54,15 +54,14 @@ def encode_batch(runtime, segments) -> list:
     return out
 
 
-def encode_segments(runtimes, segments) -> dict:
-    """Encodes ``segments`` of one waveform (outside a pipeline: benchmarks, tests), each length
-    on ``runtimes(length)``; returns {window: (codes, scale)}."""
+def encode_segments(runtime, segments) -> dict:
+    """Encodes ``segments`` of one waveform (outside a pipeline: benchmarks, tests), in batches of
+    one length; returns {window: (codes, scale)}."""
     out = {}
     by_length = {}
     for segment in segments:
         by_length.setdefault(segment.audio.shape[-1], []).append(segment)
     for length, group in sorted(by_length.items()):
-        runtime = runtimes(length)
         for i in range(0, len(group), runtime.batch_size):
             for windows in encode_batch(runtime, group[i:i + runtime.batch_size]):
                 out.update(windows)
@@ -70,10 +69,10 @@ def encode_segments(runtimes, segments) -> dict:
 
 
 class _CodecHandle:
-    """A weak-referenceable holder for a worker's codec and its runtimes (one per segment length)."""
+    """A weak-referenceable holder for a worker's codec and its runtime (one for every segment length)."""
 
     def __init__(self, settings: CodecSettings, batch_size: int):
-        self.settings, self._codec, self.runtimes = settings, None, {}
+        self.settings, self._codec, self._runtime = settings, None, None
         device = quick_device(settings.device) or self.codec.device
         self.batch_size = batch_size or AUTO_BATCH_SIZE['cpu' if device == 'cpu' else 'cuda']
 
@@ -84,12 +83,13 @@ class _CodecHandle:
             self._codec = load_codec(self.settings)
         return self._codec
 
-    def runtime(self, segment_samples: int):
-        if segment_samples not in self.runtimes:
-            self.runtimes[segment_samples] = (
-                load_exported_runtime(self.settings, segment_samples, self.batch_size)
-                or load_runtime(self.codec, segment_samples, self.batch_size))
-        return self.runtimes[segment_samples]
+    @property
+    def runtime(self):
+        """The runtime (loaded on first use, from an export's note where there is one)."""
+        if self._runtime is None:
+            self._runtime = (load_exported_runtime(self.settings, self.batch_size)
+                             or load_runtime(self.codec, self.batch_size))
+        return self._runtime
 
 
 def codec_handle(settings: CodecSettings, batch_size: int = 0) -> _CodecHandle:
@@ -197,7 +197,7 @@ class EncodeChunksFn(beam.DoFn):
             yield WindowedValue(part, timestamp, [window])
 
     def _encode_batch(self, queue):
-        runtime = self.handle.runtime(queue[0][1].audio.shape[-1])
+        runtime = self.handle.runtime
         start = time.perf_counter()
         encoded = encode_batch(runtime, [segment for _, segment, _, _ in queue])
         self.encode_ms.inc(int(1000 * (time.perf_counter() - start)))
