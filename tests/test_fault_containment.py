@@ -104,7 +104,7 @@ def test_a_failing_batch_is_retried_one_segment_at_a_time(monkeypatch):
     from transforms.encode import EncodeChunksFn
     monkeypatch.setenv(FAULTS_ENV, 'encode=bad')
     fn = EncodeChunksFn(SimpleNamespace(spec=SimpleNamespace(sample_rate_hz=100)), 4, None)
-    fn.handle = SimpleNamespace(batch_size=4, runtime=lambda length: _Runtime())
+    fn.handle = SimpleNamespace(batch_size=4, runtime=_Runtime())
     fn.start_bundle()
     segment = lambda value: Segment(windows=(0,), audio=np.full((1, 80), value, np.float32), real_samples=80,   # noqa: E731
                                     offsets_frames=(0,), frames=8)
