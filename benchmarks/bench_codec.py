@@ -3,13 +3,20 @@
 Run: .venv/bin/python -m benchmarks.bench_codec [--device cuda] [--batch-sizes 1,8,32]
      [--runtimes torch,onnxruntime,openvino] [--precisions fp32,bf16] [--codec encodec_32khz]
 Encodes the same segments (as the pipeline cuts them by default: two 10.24 s windows with 0.25 s
-margins, 20.98 s, from a synthesized mix; ``--span 1`` for one window) in one run: first through the model's own eager ``encode`` at batch 1 (the reference,
-"torch eager"), then through each runtime at each batch size (fixed-shape batches, as the
-pipeline sends them), and prints each one's real-time factor (audio seconds per wall second),
-its ratio to torch eager and the share of its codes equal to the reference's (all codebooks,
-and the first). Figures only; nothing asserts.
+margins, 20.98 s, from a synthesized mix; ``--span 1`` for one window) in one run: first through
+the model's own eager ``encode`` at batch 1 (the reference, "torch eager"), then through each
+runtime at each batch size (fixed-shape batches, as the pipeline sends them), each in a fresh
+process as a pipeline worker runs it (the exported runtimes from their export, without PyTorch
+in the process), and prints each one's real-time factor (audio seconds per wall second), its
+ratio to torch eager and the share of its codes equal to the reference's (all codebooks, and the
+first). Figures only; nothing asserts.
 """
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -17,7 +24,7 @@ import numpy as np
 from transforms.chunk import WindowSpec
 from transforms.codec import CodecSettings, _torch, load_codec, resolve_device
 from transforms.codec_options import MARGIN_SECONDS, SPAN_WINDOWS
-from transforms.codec_runtime import load_runtime
+from transforms.codec_runtime import load_exported_runtime, load_runtime
 from transforms.encode import encode_batch
 from transforms.synth import synth_mix
 
@@ -77,10 +84,12 @@ def main():
                         help='Window length; segments add the pipeline\'s margins on each side. Default: 10.24.')
     parser.add_argument('--span', type=int, default=SPAN_WINDOWS,
                         help=f'Windows per segment. Default: {SPAN_WINDOWS}, as the pipeline.')
+    parser.add_argument('--figure', default=None, help=argparse.SUPPRESS)   # runtime,precision,batch,count,out
     args = parser.parse_args()
-    device = resolve_device(args.device)
+    if args.figure:
+        return figure(args)
+    device = args.device = resolve_device(args.device)
     torch = _torch()
-    import os
     threads = args.threads or os.cpu_count()
     cuda = device.startswith('cuda')
     batches = [int(b) for b in (args.batch_sizes or ('32,128,512' if cuda else '1,8')).split(',')]
@@ -102,18 +111,45 @@ def main():
             if precision != 'fp32' and runtime_name != 'torch':
                 continue
             settings = base.replace(runtime=runtime_name, precision=precision)
+            if runtime_name != 'torch':
+                load_runtime(load_codec(settings), 1)        # exported (once per weights) before timing
             for batch in batches:
-                runtime = load_runtime(load_codec(settings), batch)
-                wall, found = timed(lambda: run_batches(runtime, segments), args.repeats)
+                wall, found, version = in_fresh_process(args, runtime_name, precision, batch, len(segments))
                 same, first = agreement(found, reference)
-                print(f'{runtime_name} {runtime.version.split("-")[0]} {precision} batch {batch}: '
+                print(f'{runtime_name} {version.split("-")[0]} {precision} batch {batch}: '
                       f'real-time factor {seconds / wall:.1f}x ({seconds / wall / eager:.2f}x torch eager); '
                       f'codes equal to torch eager: {same:.2f} % ({first:.2f} % in the first codebook)',
                       flush=True)
-                del runtime
-                if cuda:
-                    torch.cuda.empty_cache()
 
+
+def in_fresh_process(args, runtime_name, precision, batch, count):
+    """(seconds per pass, codes, runtime version) of one figure, measured in a new process."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, 'codes.npz')
+        command = [sys.executable, '-m', 'benchmarks.bench_codec', f'--device={args.device}',
+                   f'--weights={args.weights}', f'--codec={args.codec}', f'--threads={args.threads}',
+                   f'--repeats={args.repeats}', f'--window-seconds={args.window_seconds}', f'--span={args.span}',
+                   f'--figure={runtime_name},{precision},{batch},{count},{out}']
+        printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        result = json.loads(printed.strip().splitlines()[-1])
+        with np.load(out) as stored:
+            found = [{} for _ in range(count)]
+            for key in stored.files:
+                i, w = key.split(':')
+                found[int(i)][int(w)] = (stored[key], None)
+    return result['wall'], found, result['version']
+
+
+def figure(args):
+    """One figure in this process: the runtime as a worker starts it, the segments' passes timed."""
+    runtime_name, precision, batch, count, out = args.figure.split(',')
+    settings = CodecSettings(name=args.codec, weights=args.weights, device=args.device, runtime=runtime_name,
+                             precision=precision, threads=args.threads or os.cpu_count())
+    runtime = load_exported_runtime(settings, int(batch)) or load_runtime(load_codec(settings), int(batch))
+    segments = segments_for(int(count), settings.spec, args.window_seconds, args.span)
+    wall, found = timed(lambda: run_batches(runtime, segments), args.repeats)
+    np.savez(out, **{f'{i}:{w}': codes for i, f in enumerate(found) for w, (codes, _) in f.items()})
+    print(json.dumps({'wall': wall, 'version': runtime.version}))
 
 if __name__ == '__main__':
     main()

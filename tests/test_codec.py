@@ -34,14 +34,6 @@ def test_registry_models_encode_a_chunk_to_the_documented_shape(name, codebooks,
     assert all(len(np.unique(row)) > 5 for row in codes), 'random codebooks must give codes that vary'
 
 
-def test_window_codes_agree_with_whole_song_encode_at_default_margin(codec32):
-    audio = synth_mix(11, 30.72, 32000)
-    whole = codec32.encode(audio[None])[0][0].astype(np.int16)
-    windowed = _encode_windows(codec32, audio, 10.24, 0.5)
-    agreement = (windowed == whole).all(axis=0).mean()
-    assert agreement >= 0.995, f'only {agreement:.4f} of frames agree'
-
-
 def test_codes_depend_on_the_audio(codec32):
     a = codec32.encode(synth_mix(1, 2.0, 32000)[None])[0]
     b = codec32.encode(synth_mix(2, 2.0, 32000)[None])[0]
@@ -50,12 +42,12 @@ def test_codes_depend_on_the_audio(codec32):
 
 def test_random_weights_are_reproducible_from_the_seed():
     from transformers import EncodecConfig, EncodecModel
-    from transforms.codec_calibration import build_random_state_dict
+    from transforms.codec_calibration import build_random_state_dict, random_state_dict
     settings = CodecSettings(name='encodec_24khz', weights='random', seed=3)
     make = lambda: EncodecModel(EncodecConfig(**settings.spec.config))
     first, second = build_random_state_dict(settings, make), build_random_state_dict(settings, make)
     assert all(np.array_equal(first[k].numpy(), second[k].numpy()) for k in first)
-    other = build_random_state_dict(settings.replace(seed=4), make)
+    other = random_state_dict(settings.replace(seed=0), make)     # the session's cached seed 0 (or built)
     assert not np.array_equal(first['quantizer.layers.0.codebook.embed'].numpy(),
                               other['quantizer.layers.0.codebook.embed'].numpy())
 

@@ -82,9 +82,16 @@ def _manifest(root):
     return manifest
 
 
-def _demo_flags(demo_dataset, out):
-    return ['--demo', f'--input={demo_dataset[0].manifest["options"]["input"]}', f'--output={out}',
-            '--shard-examples=5', '--augmentations=0', '--report']
+# Three songs of 3 s, guitar target, short windows: a build of a few dozen segments.
+_FLAGS = ['--codec-weights=random', '--chunk-seconds=1.28', '--encode-margin-seconds=0.32', '--assortments=2',
+          '--max-context-stems=2', '--target-stem=guitar', '--augmentations=1', '--shard-examples=5']
+
+
+def _small_corpus(root):
+    write_song(root, 'Ana', 'one', 1)
+    write_song(root, 'Ana', 'two', 2)
+    write_song(root, 'Bo', 'three', 3, as_folder=True)
+    return root
 
 
 def test_errors_land_in_the_error_log_on_dask(tmp_path):
@@ -101,10 +108,12 @@ def test_errors_land_in_the_error_log_on_dask(tmp_path):
     assert json.load(open(f'{out}/manifest.json'))['totals']['examples'] > 0
 
 
-def test_demo_build_on_two_workers_equals_the_direct_runners_though_a_worker_is_killed(demo_dataset, tmp_path):
+def test_build_on_two_workers_equals_the_direct_runners_though_a_worker_is_killed(tmp_path):
     """Two worker processes: the shards and manifest are byte-identical to the DirectRunner's, and a
     worker SIGKILLed while encoding is survived (its tasks rerun) with nothing lost or duplicated."""
     from distributed import Client, LocalCluster
+    corpus = _small_corpus(str(tmp_path / 'in'))
+    direct = run([f'--input={corpus}', f'--output={tmp_path / "direct"}'] + _FLAGS)
     out = str(tmp_path / 'dask')
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1',
                       dashboard_address=None) as cluster, Client(cluster) as client:
@@ -121,11 +130,11 @@ def test_demo_build_on_two_workers_equals_the_direct_runners_though_a_worker_is_
 
         killer = threading.Thread(target=kill_one_worker_once_encoding_starts, daemon=True)
         killer.start()
-        result = run(_demo_flags(demo_dataset, out) + [f'--runner={NAME}',
-                                                       f'--dask_client_address={cluster.scheduler_address}'])
+        result = run([f'--input={corpus}', f'--output={out}', f'--runner={NAME}',
+                      f'--dask_client_address={cluster.scheduler_address}'] + _FLAGS)
         killer.join()
         assert killed, 'the build ended before a worker could be killed'
         assert pids[0] not in client.run(os.getpid).values()
-    assert _file_hashes(out) == _file_hashes(demo_dataset[0].output)
-    assert _manifest(out) == _manifest(demo_dataset[0].output)
-    assert result.counters['LoadStemsFn.stems_decoded'] == demo_dataset[0].counters['LoadStemsFn.stems_decoded']
+    assert _file_hashes(out) == _file_hashes(direct.output)
+    assert _manifest(out) == _manifest(direct.output)
+    assert result.counters['LoadStemsFn.stems_decoded'] == direct.counters['LoadStemsFn.stems_decoded']

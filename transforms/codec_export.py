@@ -101,6 +101,10 @@ def _build_graph(codec):
     model = copy.deepcopy(codec.model).cpu().float().eval()
     for module in model.modules():
         if torch.nn.utils.parametrize.is_parametrized(module, 'weight'):
+            # A deep copy shares the original's parametrized class, from which removing the
+            # parametrization deletes the `weight` property: the copy gets a class of its own.
+            cls = type(module)
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             torch.nn.utils.parametrize.remove_parametrizations(module, 'weight', leave_parametrized=True)
     bandwidth = codec.spec.bandwidth_kbps
     if hasattr(model.quantizer, 'layers'):                       # transformers
