@@ -1,9 +1,9 @@
 """Codec encode speed per runtime and batch size, and each runtime's code agreement with torch eager.
 
-Run: .venv/bin/python -m benchmarks.bench_codec [--device cuda] [--batch-sizes 1,8,32]
+Run: .venv/bin/python -m benchmarks.bench_codec [--device cuda] [--batch-sizes 1,8] [--span 2]
      [--runtimes torch,onnxruntime,openvino] [--precisions fp32,bf16] [--codec encodec_32khz]
 Encodes the same segments (as the pipeline cuts them by default: two 10.24 s windows with 0.25 s
-margins, 20.98 s, from a synthesized mix; ``--span 1`` for one window) in one run: first through
+margins, 20.96 s, from a synthesized mix; ``--span 1`` for one window) in one run: first through
 the model's own eager ``encode`` at batch 1 (the reference, "torch eager"), then through each
 runtime at each batch size (fixed-shape batches, as the pipeline sends them), each in a fresh
 process as a pipeline worker runs it (the exported runtimes from their export, without PyTorch
