@@ -142,9 +142,9 @@ def test_one_export_serves_every_segment_length(runtime_name):
 
 
 def test_spans_encode_like_whole_song_at_the_edges():
-    codec = load_codec(CodecSettings(weights='random', seed=0))
+    codec = load_codec(CodecSettings(weights='random', seed=0, threads=2))
     audio = synth_mix(11, 23.04, 32000)
-    handle = codec_handle(CodecSettings(weights='random', seed=0))
+    handle = codec_handle(codec.settings)
     whole = codec.encode(audio[None])[0][0].astype(np.int16)
     for span in (1, 2):
         window = WindowSpec(7.68, None, 0.5, 32000, 640, False, span)
