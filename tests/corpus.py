@@ -57,3 +57,11 @@ def tree_fingerprint(root: str) -> dict:
             with open(path, 'rb') as f:
                 out[os.path.relpath(path, root)] = (os.path.getsize(path), os.stat(path).st_mtime_ns, f.read())
     return out
+
+
+def three_songs(root: str) -> str:
+    """Two zipped songs of one artist and a song folder of another, 3 s each."""
+    write_song(root, 'Ana', 'one', 1)
+    write_song(root, 'Ana', 'two', 2)
+    write_song(root, 'Bo', 'three', 3, as_folder=True)
+    return root

@@ -16,7 +16,7 @@ from schemas.manifest import read_errors
 from schemas.parquet import codes_of
 from schemas.webdataset import read_samples
 from tests.conftest import FAST_FLAGS
-from tests.corpus import wav_bytes, write_song, write_zip
+from tests.corpus import three_songs, wav_bytes, write_song, write_zip
 
 
 def _samples(root):
@@ -106,11 +106,7 @@ def test_each_distinct_waveform_is_encoded_once(demo):
 
 @pytest.fixture(scope='module')
 def small_corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp('small') / 'in'
-    write_song(str(root), 'Ana', 'one', 1)
-    write_song(str(root), 'Ana', 'two', 2)
-    write_song(str(root), 'Bo', 'three', 3, as_folder=True)
-    return str(root)
+    return three_songs(str(tmp_path_factory.mktemp('small') / 'in'))
 
 
 def test_same_command_gives_identical_shards_and_multiprocess_parity(small_corpus, tmp_path):

@@ -16,7 +16,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines.build import run
 from runners.dask import NAME
-from tests.corpus import write_song
+from tests.corpus import three_songs, write_song
 
 pytest.importorskip('distributed')
 
@@ -87,13 +87,6 @@ _FLAGS = ['--codec-weights=random', '--chunk-seconds=1.28', '--encode-margin-sec
           '--max-context-stems=2', '--target-stem=guitar', '--augmentations=1', '--shard-examples=5']
 
 
-def _small_corpus(root):
-    write_song(root, 'Ana', 'one', 1)
-    write_song(root, 'Ana', 'two', 2)
-    write_song(root, 'Bo', 'three', 3, as_folder=True)
-    return root
-
-
 def test_errors_land_in_the_error_log_on_dask(tmp_path):
     root = str(tmp_path / 'in')
     write_song(root, 'Ana', 'good', 1)
@@ -112,7 +105,7 @@ def test_build_on_two_workers_equals_the_direct_runners_though_a_worker_is_kille
     """Two worker processes: the shards and manifest are byte-identical to the DirectRunner's, and a
     worker SIGKILLed while encoding is survived (its tasks rerun) with nothing lost or duplicated."""
     from distributed import Client, LocalCluster
-    corpus = _small_corpus(str(tmp_path / 'in'))
+    corpus = three_songs(str(tmp_path / 'in'))
     direct = run([f'--input={corpus}', f'--output={tmp_path / "direct"}'] + _FLAGS)
     out = str(tmp_path / 'dask')
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1',
